@@ -1,0 +1,188 @@
+//! The one TOML config file: typed sections, defaults, environment overrides for secrets, and
+//! validation into errors that name the key. No other module reads the environment.
+
+mod validate;
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use validate::ConfigError;
+
+/// Environment variable that overrides `lps.server_token`.
+pub const ENV_SERVER_TOKEN: &str = "LPS_BRIDGE_SERVER_TOKEN";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub lps: LpsConfig,
+    pub mqtt: MqttConfig,
+    pub operator: OperatorConfig,
+    pub store: StoreConfig,
+    /// Named profiles offered to operators (free text is accepted too).
+    pub profiles: Vec<ProfileEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LpsConfig {
+    /// Where EVE polls us. Bind it to the app network instance only: EVE sends no credentials.
+    pub listen: String,
+    /// Must equal the node's `profile_server_token`; put in every 200 body.
+    pub server_token: String,
+    /// Larger request bodies get 413.
+    pub max_body_bytes: usize,
+    /// Endpoints answered with 404 (EVE throttles them), e.g. `["location"]`.
+    pub disabled_endpoints: Vec<String>,
+    /// `B/eve/state` turns offline after EVE has been silent this long.
+    #[serde(with = "humantime_serde")]
+    pub eve_offline_after: Duration,
+    /// Signal lines are paced like EVE's limiter (burst, then one per interval) so none are dropped.
+    pub signal_burst: u32,
+    #[serde(with = "humantime_serde")]
+    pub signal_interval: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// The embedded broker's MQTT 3.1.1 listener; empty turns the embedded broker off.
+    pub listen: String,
+    /// An optional MQTT 5 listener of the embedded broker (empty = none).
+    pub listen_v5: String,
+    pub base_topic: String,
+    pub max_payload_bytes: usize,
+    pub max_connections: usize,
+    /// Commitlog memory per topic filter is segment_bytes × segment_count.
+    pub segment_bytes: usize,
+    pub segment_count: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OperatorConfig {
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub dir: PathBuf,
+    /// How many finished commands the log keeps for history.
+    pub keep_finished_commands: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileEntry {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+impl Default for LpsConfig {
+    fn default() -> Self {
+        LpsConfig {
+            listen: "0.0.0.0:8888".into(),
+            server_token: String::new(),
+            max_body_bytes: 1024 * 1024,
+            disabled_endpoints: Vec::new(),
+            eve_offline_after: Duration::from_secs(150),
+            signal_burst: 3,
+            signal_interval: Duration::from_secs(3),
+        }
+    }
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            listen: "0.0.0.0:1883".into(),
+            listen_v5: String::new(),
+            base_topic: "lps/edge".into(),
+            max_payload_bytes: 256 * 1024,
+            max_connections: 200,
+            segment_bytes: 1024 * 1024,
+            segment_count: 2,
+        }
+    }
+}
+
+impl Default for OperatorConfig {
+    fn default() -> Self {
+        OperatorConfig {
+            listen: "127.0.0.1:8080".into(),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            dir: PathBuf::from("/var/lib/lps-bridge"),
+            keep_finished_commands: 500,
+        }
+    }
+}
+
+/// The LPS endpoints, as named in `lps.disabled_endpoints`.
+pub const LPS_ENDPOINTS: [&str; 8] = [
+    "local_profile",
+    "radio",
+    "appinfo",
+    "appbootinfo",
+    "devinfo",
+    "location",
+    "network",
+    "signal",
+];
+
+/// A validated config with parsed addresses.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config: Config,
+    pub lps_listen: SocketAddr,
+    pub mqtt_listen: Option<SocketAddr>,
+    pub mqtt_listen_v5: Option<SocketAddr>,
+    pub operator_listen: Option<SocketAddr>,
+}
+
+impl Config {
+    /// Parses TOML text; unknown keys are errors that name the key.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))
+    }
+
+    /// Loads a file, or the built-in defaults when `path` is `None`.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            None => Ok(Config::default()),
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| ConfigError::Read(p.display().to_string(), e.to_string()))?;
+                Config::from_toml(&text)
+            }
+        }
+    }
+
+    /// Applies environment overrides for secrets; `lookup` is `std::env::var` outside tests.
+    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) {
+        if let Some(token) = lookup(ENV_SERVER_TOKEN) {
+            self.lps.server_token = token;
+        }
+    }
+
+    pub fn validate(self) -> Result<Settings, ConfigError> {
+        validate::validate(self)
+    }
+
+    /// The config as TOML with secrets replaced, for `print-config`.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        if !shown.lps.server_token.is_empty() {
+            shown.lps.server_token = "<redacted>".into();
+        }
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}

@@ -1,0 +1,163 @@
+//! Validation of a parsed config: every error names the key and says what would be right.
+
+use super::{Config, Settings, LPS_ENDPOINTS};
+use std::net::SocketAddr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {0}: {1}")]
+    Read(String, String),
+    #[error("config: {0}")]
+    Parse(String),
+    #[error("config key {key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+fn address(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| {
+        invalid(
+            key,
+            format!("'{value}' is not a socket address; expected IP:PORT such as 0.0.0.0:1883"),
+        )
+    })
+}
+
+fn optional_address(key: &'static str, value: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    if value.trim().is_empty() {
+        Ok(None)
+    } else {
+        address(key, value).map(Some)
+    }
+}
+
+pub(super) fn validate(config: Config) -> Result<Settings, ConfigError> {
+    let lps_listen = address("lps.listen", &config.lps.listen)?;
+    let mqtt_listen = optional_address("mqtt.listen", &config.mqtt.listen)?;
+    let mqtt_listen_v5 = optional_address("mqtt.listen_v5", &config.mqtt.listen_v5)?;
+    let operator_listen = optional_address("operator.listen", &config.operator.listen)?;
+
+    for name in &config.lps.disabled_endpoints {
+        if !LPS_ENDPOINTS.contains(&name.as_str()) {
+            return Err(invalid(
+                "lps.disabled_endpoints",
+                format!(
+                    "unknown endpoint '{name}'; known: {}",
+                    LPS_ENDPOINTS.join(", ")
+                ),
+            ));
+        }
+    }
+    if config.lps.max_body_bytes < 1024 {
+        return Err(invalid("lps.max_body_bytes", "must be at least 1024"));
+    }
+    if config.lps.signal_burst == 0 {
+        return Err(invalid("lps.signal_burst", "must be at least 1"));
+    }
+    if config.lps.eve_offline_after.is_zero() {
+        return Err(invalid("lps.eve_offline_after", "must be longer than 0s"));
+    }
+    let base = &config.mqtt.base_topic;
+    if base.is_empty()
+        || base.starts_with('/')
+        || base.ends_with('/')
+        || base.contains(['+', '#'])
+        || base.split('/').any(str::is_empty)
+    {
+        return Err(invalid(
+            "mqtt.base_topic",
+            format!("'{base}' must be non-empty topic levels without wildcards or empty levels, e.g. lps/edge"),
+        ));
+    }
+    if config.mqtt.segment_bytes < 64 * 1024 || config.mqtt.segment_count == 0 {
+        return Err(invalid(
+            "mqtt.segment_bytes",
+            "segments must be at least 64 KiB and segment_count at least 1",
+        ));
+    }
+    if config.mqtt.max_connections == 0 {
+        return Err(invalid("mqtt.max_connections", "must be at least 1"));
+    }
+    if config.store.dir.as_os_str().is_empty() {
+        return Err(invalid("store.dir", "must be a directory path"));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for p in &config.profiles {
+        if p.name.trim().is_empty() || !seen.insert(p.name.clone()) {
+            return Err(invalid(
+                "profiles",
+                format!("profile names must be non-empty and unique ('{}')", p.name),
+            ));
+        }
+    }
+    Ok(Settings {
+        config,
+        lps_listen,
+        mqtt_listen,
+        mqtt_listen_v5,
+        operator_listen,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let s = Config::default().validate().unwrap();
+        assert_eq!(s.lps_listen.port(), 8888);
+        assert_eq!(s.mqtt_listen.unwrap().port(), 1883);
+        assert_eq!(s.operator_listen.unwrap().port(), 8080);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::from_toml("[lps]\nlisten = \"0.0.0.0:8888\"\nlistne = 1\n").unwrap_err();
+        assert!(err.to_string().contains("listne"), "{err}");
+        let err = Config::from_toml("[mqttt]\n").unwrap_err();
+        assert!(err.to_string().contains("mqttt"), "{err}");
+    }
+
+    #[test]
+    fn bad_address_is_named() {
+        let c = Config::from_toml("[mqtt]\nlisten = \"localhost\"\n").unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("mqtt.listen") && err.contains("localhost"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn empty_mqtt_listen_turns_broker_off() {
+        let c = Config::from_toml("[mqtt]\nlisten = \"\"\n").unwrap();
+        assert!(c.validate().unwrap().mqtt_listen.is_none());
+    }
+
+    #[test]
+    fn env_overrides_token_and_print_redacts_it() {
+        let mut c = Config::from_toml("[lps]\nserver_token = \"file\"\n").unwrap();
+        c.apply_env(|k| (k == super::super::ENV_SERVER_TOKEN).then(|| "from-env".to_string()));
+        assert_eq!(c.lps.server_token, "from-env");
+        let shown = c.to_redacted_toml();
+        assert!(
+            !shown.contains("from-env") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn durations_parse_and_unknown_endpoint_rejected() {
+        let c = Config::from_toml("[lps]\neve_offline_after = \"2m\"\n").unwrap();
+        assert_eq!(c.lps.eve_offline_after.as_secs(), 120);
+        let c = Config::from_toml("[lps]\ndisabled_endpoints = [\"nope\"]\n").unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("nope"));
+    }
+}

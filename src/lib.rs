@@ -1,0 +1,11 @@
+//! lps-bridge: an EVE-OS Local Profile Server with an embedded MQTT broker.
+//!
+//! # Layout
+//! - `eve`: the protobuf types of EVE's LPS API, generated from `proto/` (edge only).
+//! - `simulator`: an EVE node that polls an LPS the way EVE does (test peer and demo).
+
+pub mod config;
+pub mod eve;
+pub mod simulator;
+pub mod state;
+pub mod store;

@@ -1,0 +1,325 @@
+//! Operator intents: validate, resolve, record, answer.
+
+use super::effect::{Endpoint, Key, StateTopic};
+use super::input::{Accepted, CancelledRef, CommandRef, Intent, Reply};
+use super::machine::{command_event_data, Fx, State};
+use super::model::{
+    AppAction, AppTarget, BootChoice, BootEntry, Command, CommandId, CommandKind, DeviceAction,
+    Lifecycle, NetworkPort, Now, Outcome, Serve,
+};
+use super::resolve::{resolve_app, Resolved};
+use serde_json::json;
+
+impl State {
+    pub(super) fn intent(&mut self, intent: Intent, source: &str, now: Now, fx: &mut Fx) -> Reply {
+        let result = match intent {
+            Intent::SetProfile { profile } => Ok(self.set_profile(profile, source, now, fx)),
+            Intent::AppCommand { app, action } => self.app_command(&app, action, source, now, fx),
+            Intent::SetBoot { app, choice } => self.set_boot(&app, choice, source, fx),
+            Intent::CancelApp { app } => self.cancel_app(&app, now, fx),
+            Intent::DeviceCommand { action } => Ok(self.device_command(action, source, now, fx)),
+            Intent::CancelDevice { id } => self.cancel_device(id, now, fx),
+            Intent::SetRadio { radio_silence } => Ok(self.set_radio(radio_silence, source, fx)),
+            Intent::SetNetwork { ports } => Ok(self.set_network(ports, source, fx)),
+        };
+        match result {
+            Ok(accepted) => {
+                self.prune(fx);
+                Reply::Accepted(accepted)
+            }
+            Err(reason) => Reply::Rejected(reason),
+        }
+    }
+
+    fn resolve(&self, app: &str) -> Result<Resolved, String> {
+        resolve_app(app, self.reports.apps.as_deref())
+    }
+
+    fn new_command(
+        &mut self,
+        kind: CommandKind,
+        source: &str,
+        now: Now,
+        fx: &mut Fx,
+    ) -> CommandRef {
+        let timestamp = self.next_timestamp(now);
+        let id = self.next_command_id();
+        let cmd = Command {
+            id,
+            timestamp,
+            kind,
+            lifecycle: Lifecycle::Accepted,
+            source: source.to_string(),
+            accepted_at_ms: now.unix_ms(),
+            delivered_at_ms: None,
+            finished_at_ms: None,
+        };
+        fx.event("command_accepted", command_event_data(&cmd));
+        self.commands.insert(id, cmd);
+        fx.persist(Key::Meta);
+        fx.persist(Key::Command(id));
+        CommandRef { id, timestamp }
+    }
+
+    fn set_profile(&mut self, profile: String, source: &str, now: Now, fx: &mut Fx) -> Accepted {
+        let desired = &mut self.meta.desired.profile;
+        let accepted = Accepted {
+            desired: Some(json!({ "profile": profile })),
+            ..Accepted::default()
+        };
+        if desired.name == profile && desired.set_at_ms != 0 {
+            return Accepted {
+                note: Some("the profile was already set to this value".into()),
+                ..accepted
+            };
+        }
+        desired.name = profile.clone();
+        desired.fetched = false;
+        desired.set_at_ms = now.unix_ms();
+        fx.event(
+            "profile_set",
+            json!({ "profile": profile, "source": source }),
+        );
+        fx.persist(Key::Meta);
+        fx.publish(StateTopic::Profile);
+        fx.signal(Endpoint::LocalProfile);
+        accepted
+    }
+
+    fn open_app_command_for(&self, key: &str) -> Option<CommandId> {
+        self.open_app_commands()
+            .find(|c| matches!(&c.kind, CommandKind::App { app, .. } if app.key() == key))
+            .map(|c| c.id)
+    }
+
+    fn app_command(
+        &mut self,
+        app: &str,
+        action: AppAction,
+        source: &str,
+        now: Now,
+        fx: &mut Fx,
+    ) -> Result<Accepted, String> {
+        let Resolved { target, note } = self.resolve(app)?;
+        // EVE keeps one command per app: a new one replaces the old.
+        if let Some(old) = self.open_app_command_for(&target.key()) {
+            self.finish(old, Lifecycle::Superseded, now, fx);
+        }
+        let command = self.new_command(
+            CommandKind::App {
+                app: target,
+                action,
+            },
+            source,
+            now,
+            fx,
+        );
+        fx.publish(StateTopic::Apps);
+        fx.signal(Endpoint::AppInfo);
+        Ok(Accepted {
+            command: Some(command),
+            note,
+            ..Accepted::default()
+        })
+    }
+
+    fn device_command(
+        &mut self,
+        action: DeviceAction,
+        source: &str,
+        now: Now,
+        fx: &mut Fx,
+    ) -> Accepted {
+        let ahead = self.open_device_commands().count();
+        let command = self.new_command(CommandKind::Device { action }, source, now, fx);
+        fx.publish(StateTopic::Device);
+        let note = if ahead == 0 {
+            fx.signal(Endpoint::DevInfo);
+            None
+        } else {
+            Some(format!(
+                "queued: EVE takes device commands one at a time and {ahead} earlier one(s) are not completed yet"
+            ))
+        };
+        Accepted {
+            command: Some(command),
+            note,
+            ..Accepted::default()
+        }
+    }
+
+    fn cancelled_ref(&self, id: CommandId) -> Option<CancelledRef> {
+        self.commands.get(&id).map(|c| CancelledRef {
+            id,
+            timestamp: c.timestamp,
+            may_have_been_received: c.lifecycle == Lifecycle::Delivered,
+        })
+    }
+
+    fn cancel_app(&mut self, app: &str, now: Now, fx: &mut Fx) -> Result<Accepted, String> {
+        // A command sent before EVE's first report may be keyed by name; try both forms.
+        let key = match self.resolve(app) {
+            Ok(r) => r.target.key(),
+            Err(e) => return Err(e),
+        };
+        let id = self
+            .open_app_command_for(&key)
+            .or_else(|| {
+                self.open_app_command_for(
+                    &AppTarget {
+                        id: String::new(),
+                        name: app.to_string(),
+                    }
+                    .key(),
+                )
+            })
+            .ok_or_else(|| {
+                format!("no command for app '{app}' is waiting for EVE; nothing to cancel")
+            })?;
+        let cancelled = self.cancelled_ref(id).into_iter().collect();
+        self.finish(id, Lifecycle::Cancelled, now, fx);
+        fx.signal(Endpoint::AppInfo);
+        Ok(Accepted {
+            cancelled,
+            ..Accepted::default()
+        })
+    }
+
+    fn cancel_device(
+        &mut self,
+        id: Option<CommandId>,
+        now: Now,
+        fx: &mut Fx,
+    ) -> Result<Accepted, String> {
+        let open: Vec<CommandId> = self.open_device_commands().map(|c| c.id).collect();
+        let targets = match id {
+            Some(id) if open.contains(&id) => vec![id],
+            Some(id) => {
+                return Err(format!(
+                    "device command {id} is not waiting for EVE; open device commands: {open:?}"
+                ))
+            }
+            None if open.is_empty() => {
+                return Err("no device command is waiting for EVE; nothing to cancel".into())
+            }
+            None => open,
+        };
+        let cancelled: Vec<CancelledRef> = targets
+            .iter()
+            .filter_map(|id| self.cancelled_ref(*id))
+            .collect();
+        for id in targets {
+            self.finish(id, Lifecycle::Cancelled, now, fx);
+        }
+        fx.signal(Endpoint::DevInfo);
+        Ok(Accepted {
+            cancelled,
+            ..Accepted::default()
+        })
+    }
+
+    fn set_boot(
+        &mut self,
+        app: &str,
+        choice: BootChoice,
+        source: &str,
+        fx: &mut Fx,
+    ) -> Result<Accepted, String> {
+        let Resolved { target, note } = self.resolve(app)?;
+        let boot = &mut self.meta.desired.boot;
+        let key = target.key();
+        let note = match choice {
+            BootChoice::Default => {
+                if boot.entries.remove(&key).is_none() {
+                    return Ok(Accepted {
+                        note: Some(format!(
+                            "no boot order override was set for '{}'",
+                            target.label()
+                        )),
+                        desired: Some(json!({ "boot": "default" })),
+                        ..Accepted::default()
+                    });
+                }
+                if boot.entries.is_empty() {
+                    boot.serve = Serve::Clearing;
+                }
+                note
+            }
+            _ => {
+                boot.entries.insert(
+                    key,
+                    BootEntry {
+                        app: target.clone(),
+                        choice,
+                    },
+                );
+                boot.serve = Serve::Set;
+                note
+            }
+        };
+        boot.outcome = Outcome::Pending;
+        boot.delivered = false;
+        fx.event(
+            "boot_order_set",
+            json!({ "app": target, "boot": choice, "source": source }),
+        );
+        fx.persist(Key::Meta);
+        fx.publish(StateTopic::Apps);
+        fx.signal(Endpoint::AppBootInfo);
+        Ok(Accepted {
+            desired: Some(json!({ "app": target, "boot": choice })),
+            note,
+            ..Accepted::default()
+        })
+    }
+
+    fn set_radio(&mut self, radio_silence: bool, source: &str, fx: &mut Fx) -> Accepted {
+        let radio = &mut self.meta.desired.radio;
+        radio.serve = Serve::Set;
+        radio.radio_silence = radio_silence;
+        radio.outcome = Outcome::Pending;
+        radio.delivered = false;
+        fx.event(
+            "radio_set",
+            json!({ "radio_silence": radio_silence, "source": source }),
+        );
+        fx.persist(Key::Meta);
+        fx.publish(StateTopic::Radio);
+        fx.signal(Endpoint::Radio);
+        Accepted {
+            desired: Some(json!({ "radio_silence": radio_silence })),
+            ..Accepted::default()
+        }
+    }
+
+    fn set_network(&mut self, ports: Vec<NetworkPort>, source: &str, fx: &mut Fx) -> Accepted {
+        let network = &mut self.meta.desired.network;
+        if ports.is_empty() && network.serve == Serve::Unset {
+            return Accepted {
+                note: Some(
+                    "no local network override was set; the controller's config is in effect"
+                        .into(),
+                ),
+                desired: Some(json!({ "ports": [] })),
+                ..Accepted::default()
+            };
+        }
+        let labels: Vec<String> = ports.iter().map(|p| p.logical_label.clone()).collect();
+        fx.event("network_set", json!({ "ports": labels, "source": source }));
+        network.serve = if ports.is_empty() {
+            Serve::Clearing
+        } else {
+            Serve::Set
+        };
+        network.ports = ports;
+        network.outcome = Outcome::Pending;
+        network.delivered = false;
+        fx.persist(Key::Meta);
+        fx.publish(StateTopic::Network);
+        fx.signal(Endpoint::Network);
+        Accepted {
+            desired: Some(json!({ "ports": labels })),
+            ..Accepted::default()
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! The state and the one function that changes it. Pure: no I/O, no clock reads, no async.
+
+use super::effect::{Effect, Event, Key, StateTopic};
+use super::input::{Input, Reply};
+use super::model::{Command, CommandId, Desired, EveLink, Lifecycle, Now, Reports};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+/// Limits `apply` needs; set from config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub eve_offline_after_ms: u64,
+    pub keep_finished_commands: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            eve_offline_after_ms: 150_000,
+            keep_finished_commands: 500,
+        }
+    }
+}
+
+/// Counters and desired state persisted together under `Key::Meta`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Meta {
+    pub desired: Desired,
+    /// The last command timestamp ever issued (Unix ns).
+    pub last_timestamp: u64,
+    pub next_id: CommandId,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct State {
+    pub meta: Meta,
+    pub commands: BTreeMap<CommandId, Command>,
+    pub reports: Reports,
+    pub eve: EveLink,
+    pub limits: Limits,
+}
+
+/// The result of one `apply`: the answer for whoever asked, and what the world must do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    pub reply: Reply,
+    pub effects: Vec<Effect>,
+}
+
+/// Collects effects while a transition runs.
+#[derive(Debug, Default)]
+pub(super) struct Fx {
+    pub effects: Vec<Effect>,
+}
+
+impl Fx {
+    pub fn persist(&mut self, key: Key) {
+        if !self.effects.contains(&Effect::Persist(key)) {
+            self.effects.push(Effect::Persist(key));
+        }
+    }
+    pub fn publish(&mut self, topic: StateTopic) {
+        if !self.effects.contains(&Effect::Publish(topic)) {
+            self.effects.push(Effect::Publish(topic));
+        }
+    }
+    pub fn event(&mut self, event: &'static str, data: serde_json::Value) {
+        self.effects.push(Effect::Event(Event::new(event, data)));
+    }
+    pub fn signal(&mut self, endpoint: super::effect::Endpoint) {
+        if !self.effects.contains(&Effect::Signal(endpoint)) {
+            self.effects.push(Effect::Signal(endpoint));
+        }
+    }
+}
+
+/// The only place state changes.
+pub fn apply(state: &mut State, input: Input, now: Now) -> Applied {
+    let mut fx = Fx::default();
+    let reply = match input {
+        Input::Intent { intent, source } => state.intent(intent, &source, now, &mut fx),
+        Input::Eve(request) => {
+            state.touch_eve(now, &mut fx);
+            state.eve_request(request, now, &mut fx)
+        }
+        Input::Tick => {
+            state.check_eve_offline(now, &mut fx);
+            Reply::Done
+        }
+    };
+    Applied {
+        reply,
+        effects: fx.effects,
+    }
+}
+
+impl State {
+    pub fn new(limits: Limits) -> State {
+        State {
+            limits,
+            meta: Meta {
+                next_id: 1,
+                ..Meta::default()
+            },
+            ..State::default()
+        }
+    }
+
+    /// `max(now, last + 1)`: unique and increasing even when the wall clock steps back.
+    pub(super) fn next_timestamp(&mut self, now: Now) -> u64 {
+        let ts = now.unix_ns.max(self.meta.last_timestamp.saturating_add(1));
+        self.meta.last_timestamp = ts;
+        ts
+    }
+
+    /// Keeps future timestamps above anything EVE has already seen (lost store, wrong clock).
+    pub(super) fn note_eve_timestamp(&mut self, seen: u64, fx: &mut Fx) {
+        if seen > self.meta.last_timestamp {
+            self.meta.last_timestamp = seen;
+            fx.persist(Key::Meta);
+        }
+    }
+
+    pub(super) fn next_command_id(&mut self) -> CommandId {
+        let id = self.meta.next_id.max(1);
+        self.meta.next_id = id + 1;
+        id
+    }
+
+    /// Moves an open command to a final lifecycle and reports it.
+    pub(super) fn finish(&mut self, id: CommandId, to: Lifecycle, now: Now, fx: &mut Fx) {
+        let Some(cmd) = self.commands.get_mut(&id) else {
+            return;
+        };
+        if !cmd.lifecycle.is_open() {
+            return;
+        }
+        let was_delivered = cmd.lifecycle == Lifecycle::Delivered;
+        cmd.lifecycle = to;
+        cmd.finished_at_ms = Some(now.unix_ms());
+        let mut data = command_event_data(cmd);
+        if to == Lifecycle::Cancelled {
+            data["may_have_been_received"] = json!(was_delivered);
+        }
+        fx.event(lifecycle_event(to), data);
+        fx.persist(Key::Command(id));
+        fx.publish(publish_topic_for(cmd));
+    }
+
+    pub(super) fn deliver(&mut self, id: CommandId, now: Now, fx: &mut Fx) {
+        let Some(cmd) = self.commands.get_mut(&id) else {
+            return;
+        };
+        if cmd.lifecycle == Lifecycle::Accepted {
+            cmd.lifecycle = Lifecycle::Delivered;
+            cmd.delivered_at_ms = Some(now.unix_ms());
+            fx.event("command_delivered", command_event_data(cmd));
+            fx.persist(Key::Command(id));
+            fx.publish(publish_topic_for(cmd));
+        }
+    }
+
+    /// Drops the oldest finished commands beyond the configured history.
+    pub(super) fn prune(&mut self, fx: &mut Fx) {
+        let finished: Vec<CommandId> = self
+            .commands
+            .values()
+            .filter(|c| !c.lifecycle.is_open())
+            .map(|c| c.id)
+            .collect();
+        let excess = finished
+            .len()
+            .saturating_sub(self.limits.keep_finished_commands);
+        for id in finished.into_iter().take(excess) {
+            self.commands.remove(&id);
+            fx.persist(Key::Command(id));
+        }
+    }
+
+    fn touch_eve(&mut self, now: Now, fx: &mut Fx) {
+        self.eve.last_seen_ms = Some(now.unix_ms());
+        self.eve.last_seen_mono_ms = Some(now.mono_ms);
+        if !self.eve.online {
+            self.eve.online = true;
+            fx.event("eve_online", json!({}));
+            fx.publish(StateTopic::Eve);
+        }
+    }
+
+    fn check_eve_offline(&mut self, now: Now, fx: &mut Fx) {
+        let Some(seen) = self.eve.last_seen_mono_ms else {
+            return;
+        };
+        if self.eve.online && now.mono_ms.saturating_sub(seen) > self.limits.eve_offline_after_ms {
+            self.eve.online = false;
+            fx.event(
+                "eve_offline",
+                json!({ "last_seen_ms": self.eve.last_seen_ms }),
+            );
+            fx.publish(StateTopic::Eve);
+        }
+    }
+
+    /// Open commands of one kind, oldest first.
+    pub fn open_device_commands(&self) -> impl Iterator<Item = &Command> {
+        self.commands.values().filter(|c| {
+            c.lifecycle.is_open() && matches!(c.kind, super::model::CommandKind::Device { .. })
+        })
+    }
+
+    pub fn open_app_commands(&self) -> impl Iterator<Item = &Command> {
+        self.commands.values().filter(|c| {
+            c.lifecycle.is_open() && matches!(c.kind, super::model::CommandKind::App { .. })
+        })
+    }
+}
+
+fn lifecycle_event(to: Lifecycle) -> &'static str {
+    match to {
+        Lifecycle::Accepted => "command_accepted",
+        Lifecycle::Delivered => "command_delivered",
+        Lifecycle::Completed => "command_completed",
+        Lifecycle::Superseded => "command_superseded",
+        Lifecycle::Cancelled => "command_cancelled",
+    }
+}
+
+fn publish_topic_for(cmd: &Command) -> StateTopic {
+    match cmd.kind {
+        super::model::CommandKind::App { .. } => StateTopic::Apps,
+        super::model::CommandKind::Device { .. } => StateTopic::Device,
+    }
+}
+
+/// The JSON every command event carries.
+pub(super) fn command_event_data(cmd: &Command) -> serde_json::Value {
+    serde_json::to_value(cmd).unwrap_or_else(|_| json!({ "id": cmd.id }))
+}

@@ -1,0 +1,27 @@
+//! The gateway's state machine.
+//!
+//! One pure `apply(&mut State, Input, Now) -> Applied` is the only place state changes; the store
+//! actor owns the `State` and runs it. EVE's rules live here, each with unit tests:
+//! one command per app (a new one supersedes the old), device commands served one at a time
+//! (the next only after EVE reports the previous one's timestamp), Unix-ns timestamps that only
+//! grow, app names resolved against EVE's last report, cancel, and the accepted → delivered →
+//! completed lifecycle. Radio, boot order and network are full desired state: `Serve` says
+//! whether EVE gets 204, the state, or an empty state until it reports the override gone.
+
+pub mod effect;
+pub mod input;
+mod intents;
+pub mod machine;
+pub mod model;
+mod pending;
+mod reports;
+pub mod resolve;
+#[cfg(test)]
+mod tests;
+
+pub use effect::{Effect, Endpoint, Event, Key, ReportKind, StateTopic};
+pub use input::{Accepted, AppCommandOut, CommandRef, EveRequest, Input, Intent, Reply};
+pub use machine::{apply, Applied, Limits, Meta, State};
+pub use model::*;
+pub use pending::pending_endpoints;
+pub use reports::boot_order_name;

@@ -1,0 +1,30 @@
+//! What EVE has yet to pick up: the first line of every signal stream.
+
+use super::effect::Endpoint;
+use super::machine::State;
+use super::model::{Outcome, Serve};
+use std::collections::BTreeSet;
+
+pub fn pending_endpoints(state: &State) -> BTreeSet<Endpoint> {
+    let mut set = BTreeSet::new();
+    let desired = &state.meta.desired;
+    if desired.profile.set_at_ms != 0 && !desired.profile.fetched {
+        set.insert(Endpoint::LocalProfile);
+    }
+    if desired.radio.serve != Serve::Unset && desired.radio.outcome == Outcome::Pending {
+        set.insert(Endpoint::Radio);
+    }
+    if state.open_app_commands().next().is_some() {
+        set.insert(Endpoint::AppInfo);
+    }
+    if desired.boot.serve != Serve::Unset && desired.boot.outcome == Outcome::Pending {
+        set.insert(Endpoint::AppBootInfo);
+    }
+    if state.open_device_commands().next().is_some() {
+        set.insert(Endpoint::DevInfo);
+    }
+    if desired.network.serve != Serve::Unset && desired.network.outcome == Outcome::Pending {
+        set.insert(Endpoint::Network);
+    }
+    set
+}

@@ -1,0 +1,366 @@
+//! EVE's requests: record each report, move command lifecycles, and compute the answer.
+
+use super::effect::{Key, ReportKind, StateTopic};
+use super::input::{AppCommandOut, EveRequest, Reply};
+use super::machine::{Fx, State};
+use super::model::{
+    AppBootReport, AppReport, BootChoice, CommandKind, Lifecycle, Now, Outcome, Serve,
+};
+use super::resolve::find_report;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+
+/// Stores a report if it changed; returns whether it did.
+fn store<T: PartialEq>(
+    slot: &mut Option<T>,
+    value: T,
+    kind: ReportKind,
+    topic: StateTopic,
+    fx: &mut Fx,
+) -> bool {
+    if slot.as_ref() == Some(&value) {
+        return false;
+    }
+    *slot = Some(value);
+    fx.persist(Key::Report(kind));
+    fx.publish(topic);
+    true
+}
+
+impl State {
+    pub(super) fn eve_request(&mut self, request: EveRequest, now: Now, fx: &mut Fx) -> Reply {
+        match request {
+            EveRequest::LocalProfile => self.profile_request(fx),
+            EveRequest::Radio {
+                radio_silence,
+                config_error,
+                report,
+            } => {
+                store(
+                    &mut self.reports.radio,
+                    report,
+                    ReportKind::Radio,
+                    StateTopic::Radio,
+                    fx,
+                );
+                self.radio_request(radio_silence, &config_error, fx)
+            }
+            EveRequest::AppInfo { apps } => self.app_info(apps, now, fx),
+            EveRequest::AppBootInfo { apps } => self.app_boot_info(apps, fx),
+            EveRequest::DevInfo {
+                last_cmd_timestamp,
+                report,
+            } => self.dev_info(last_cmd_timestamp, report, now, fx),
+            EveRequest::Network {
+                local_ports,
+                local_error,
+                port_errors,
+                report,
+            } => {
+                store(
+                    &mut self.reports.network,
+                    report,
+                    ReportKind::Network,
+                    StateTopic::Network,
+                    fx,
+                );
+                self.network_request(&local_ports, &local_error, &port_errors, fx)
+            }
+            EveRequest::Location { report } => {
+                store(
+                    &mut self.reports.location,
+                    report,
+                    ReportKind::Location,
+                    StateTopic::Location,
+                    fx,
+                );
+                Reply::Done
+            }
+            EveRequest::Signal => Reply::Done,
+        }
+    }
+
+    fn profile_request(&mut self, fx: &mut Fx) -> Reply {
+        let profile = &mut self.meta.desired.profile;
+        if profile.set_at_ms != 0 && !profile.fetched {
+            profile.fetched = true;
+            fx.event("profile_delivered", json!({ "profile": profile.name }));
+            fx.persist(Key::Meta);
+            fx.publish(StateTopic::Profile);
+        }
+        Reply::Profile(profile.name.clone())
+    }
+
+    fn radio_request(&mut self, reported: bool, config_error: &str, fx: &mut Fx) -> Reply {
+        let radio = &mut self.meta.desired.radio;
+        if radio.serve == Serve::Unset {
+            return Reply::Radio(None);
+        }
+        // The report that travels with the first delivery predates it: judge only later ones.
+        if radio.delivered && radio.outcome == Outcome::Pending {
+            if !config_error.is_empty() {
+                radio.outcome = Outcome::Failed(config_error.to_string());
+                fx.event(
+                    "radio_failed",
+                    json!({ "radio_silence": radio.radio_silence, "error": config_error }),
+                );
+            } else if reported == radio.radio_silence {
+                radio.outcome = Outcome::Applied;
+                fx.event(
+                    "radio_applied",
+                    json!({ "radio_silence": radio.radio_silence }),
+                );
+            }
+            if radio.outcome != Outcome::Pending {
+                fx.persist(Key::Meta);
+                fx.publish(StateTopic::Radio);
+            }
+        }
+        if !radio.delivered {
+            radio.delivered = true;
+            fx.persist(Key::Meta);
+        }
+        Reply::Radio(Some(radio.radio_silence))
+    }
+
+    /// Fills in the UUID of commands accepted by name before EVE's first report.
+    fn complete_targets(&mut self, apps: &[AppReport], fx: &mut Fx) {
+        for cmd in self.commands.values_mut() {
+            if !cmd.lifecycle.is_open() {
+                continue;
+            }
+            if let CommandKind::App { app, .. } = &mut cmd.kind {
+                if app.id.is_empty() || app.name.is_empty() {
+                    if let Some(found) = find_report(app, apps) {
+                        app.id = found.id.to_ascii_lowercase();
+                        app.name = found.name.clone();
+                        fx.persist(Key::Command(cmd.id));
+                    }
+                }
+            }
+        }
+    }
+
+    fn app_info(&mut self, apps: Vec<AppReport>, now: Now, fx: &mut Fx) -> Reply {
+        if let Some(max) = apps.iter().map(|a| a.last_cmd_timestamp).max() {
+            self.note_eve_timestamp(max, fx);
+        }
+        self.complete_targets(&apps, fx);
+        let done: Vec<u64> = self
+            .open_app_commands()
+            .filter(|c| match &c.kind {
+                CommandKind::App { app, .. } => {
+                    find_report(app, &apps).is_some_and(|r| r.last_cmd_timestamp >= c.timestamp)
+                }
+                CommandKind::Device { .. } => false,
+            })
+            .map(|c| c.id)
+            .collect();
+        for id in done {
+            self.finish(id, Lifecycle::Completed, now, fx);
+        }
+        store(
+            &mut self.reports.apps,
+            apps,
+            ReportKind::Apps,
+            StateTopic::Apps,
+            fx,
+        );
+        let open: Vec<(u64, AppCommandOut)> = self
+            .open_app_commands()
+            .filter_map(|c| match &c.kind {
+                CommandKind::App { app, action } => Some((
+                    c.id,
+                    AppCommandOut {
+                        app: app.clone(),
+                        timestamp: c.timestamp,
+                        action: *action,
+                    },
+                )),
+                CommandKind::Device { .. } => None,
+            })
+            .collect();
+        for (id, _) in &open {
+            self.deliver(*id, now, fx);
+        }
+        self.prune(fx);
+        Reply::AppCommands(open.into_iter().map(|(_, out)| out).collect())
+    }
+
+    fn app_boot_info(&mut self, apps: Vec<AppBootReport>, fx: &mut Fx) -> Reply {
+        store(
+            &mut self.reports.boot,
+            apps.clone(),
+            ReportKind::Boot,
+            StateTopic::Apps,
+            fx,
+        );
+        let boot = &mut self.meta.desired.boot;
+        if boot.delivered && boot.outcome == Outcome::Pending {
+            let outcome = match boot.serve {
+                Serve::Unset => Outcome::Pending,
+                Serve::Clearing => {
+                    if apps.iter().all(|a| a.source != "BOOT_ORDER_SOURCE_LPS") {
+                        boot.serve = Serve::Unset;
+                        Outcome::Applied
+                    } else {
+                        Outcome::Pending
+                    }
+                }
+                Serve::Set => {
+                    let reports: Vec<AppReport> = apps
+                        .iter()
+                        .map(|a| AppReport {
+                            id: a.id.clone(),
+                            name: a.name.clone(),
+                            last_cmd_timestamp: 0,
+                            info: Value::Null,
+                        })
+                        .collect();
+                    let all = boot.entries.values().all(|e| {
+                        find_report(&e.app, &reports).is_some_and(|r| {
+                            let got = apps.iter().find(|a| a.id == r.id && a.name == r.name);
+                            got.is_some_and(|a| {
+                                a.source == "BOOT_ORDER_SOURCE_LPS"
+                                    && a.boot_order == boot_order_name(e.choice)
+                            })
+                        })
+                    });
+                    if all {
+                        Outcome::Applied
+                    } else {
+                        Outcome::Pending
+                    }
+                }
+            };
+            if outcome == Outcome::Applied {
+                boot.outcome = Outcome::Applied;
+                let entries: Vec<Value> = boot
+                    .entries
+                    .values()
+                    .map(|e| json!({ "app": e.app, "boot": e.choice }))
+                    .collect();
+                fx.event("boot_order_applied", json!({ "overrides": entries }));
+                fx.persist(Key::Meta);
+                fx.publish(StateTopic::Apps);
+            }
+        }
+        let reply = match boot.serve {
+            Serve::Unset => None,
+            Serve::Set => Some(boot.entries.values().cloned().collect()),
+            Serve::Clearing => Some(Vec::new()),
+        };
+        if reply.is_some() && !boot.delivered {
+            boot.delivered = true;
+            fx.persist(Key::Meta);
+        }
+        Reply::Boot(reply)
+    }
+
+    fn dev_info(&mut self, last_cmd_timestamp: u64, report: Value, now: Now, fx: &mut Fx) -> Reply {
+        self.note_eve_timestamp(last_cmd_timestamp, fx);
+        self.reports.device_last_cmd_timestamp = last_cmd_timestamp;
+        store(
+            &mut self.reports.device,
+            report,
+            ReportKind::Device,
+            StateTopic::Device,
+            fx,
+        );
+        let done: Vec<u64> = self
+            .open_device_commands()
+            .filter(|c| c.timestamp <= last_cmd_timestamp)
+            .map(|c| c.id)
+            .collect();
+        for id in done {
+            self.finish(id, Lifecycle::Completed, now, fx);
+        }
+        self.prune(fx);
+        // One at a time: only the oldest open command is served.
+        let head = self.open_device_commands().next().map(|c| match c.kind {
+            CommandKind::Device { action } => Some((c.id, c.timestamp, action)),
+            CommandKind::App { .. } => None,
+        });
+        match head.flatten() {
+            Some((id, ts, action)) => {
+                self.deliver(id, now, fx);
+                Reply::DevCommand(Some((ts, action)))
+            }
+            None => Reply::DevCommand(None),
+        }
+    }
+
+    fn network_request(
+        &mut self,
+        local_ports: &[String],
+        local_error: &str,
+        port_errors: &[(String, String)],
+        fx: &mut Fx,
+    ) -> Reply {
+        let network = &mut self.meta.desired.network;
+        if network.delivered && network.outcome == Outcome::Pending {
+            let wanted: BTreeSet<&str> = network
+                .ports
+                .iter()
+                .map(|p| p.logical_label.as_str())
+                .collect();
+            let held: BTreeSet<&str> = local_ports.iter().map(String::as_str).collect();
+            let refused: Vec<String> = port_errors
+                .iter()
+                .filter(|(label, err)| wanted.contains(label.as_str()) && !err.is_empty())
+                .map(|(label, err)| format!("{label}: {err}"))
+                .collect();
+            let outcome = if !local_error.is_empty() {
+                Outcome::Failed(local_error.to_string())
+            } else if !refused.is_empty() {
+                Outcome::Failed(refused.join("; "))
+            } else if wanted == held {
+                Outcome::Applied
+            } else {
+                Outcome::Pending
+            };
+            match &outcome {
+                Outcome::Pending => {}
+                Outcome::Applied => {
+                    let reverted = network.serve == Serve::Clearing;
+                    if reverted {
+                        network.serve = Serve::Unset;
+                    }
+                    fx.event(
+                        "network_applied",
+                        json!({ "ports": wanted, "reverted": reverted }),
+                    );
+                }
+                Outcome::Failed(error) => {
+                    fx.event(
+                        "network_rejected",
+                        json!({ "ports": wanted, "error": error }),
+                    );
+                }
+            }
+            if outcome != Outcome::Pending {
+                network.outcome = outcome;
+                fx.persist(Key::Meta);
+                fx.publish(StateTopic::Network);
+            }
+        }
+        let reply = match network.serve {
+            Serve::Unset => None,
+            Serve::Set => Some(network.ports.clone()),
+            Serve::Clearing => Some(Vec::new()),
+        };
+        if reply.is_some() && !network.delivered {
+            network.delivered = true;
+            fx.persist(Key::Meta);
+        }
+        Reply::Network(reply)
+    }
+}
+
+pub fn boot_order_name(choice: BootChoice) -> &'static str {
+    match choice {
+        BootChoice::Usb => "BOOT_ORDER_USB",
+        BootChoice::Nousb => "BOOT_ORDER_NOUSB",
+        BootChoice::Default => "BOOT_ORDER_UNSPECIFIED",
+    }
+}

@@ -1,0 +1,745 @@
+//! Unit tests of `apply`: EVE's rules as plain tables of inputs and expected outcomes.
+
+use super::*;
+use serde_json::{json, Value};
+
+const T0: u64 = 1_700_000_000_000_000_000;
+
+fn now(offset_ms: u64) -> Now {
+    Now {
+        unix_ns: T0 + offset_ms * 1_000_000,
+        mono_ms: 1_000 + offset_ms,
+    }
+}
+
+fn state() -> State {
+    State::new(Limits {
+        eve_offline_after_ms: 10_000,
+        keep_finished_commands: 3,
+    })
+}
+
+fn intent(s: &mut State, intent: Intent, at: u64) -> Applied {
+    apply(
+        s,
+        Input::Intent {
+            intent,
+            source: "test".into(),
+        },
+        now(at),
+    )
+}
+
+fn eve(s: &mut State, request: EveRequest, at: u64) -> Applied {
+    apply(s, Input::Eve(request), now(at))
+}
+
+fn app(id: &str, name: &str, last: u64) -> AppReport {
+    AppReport {
+        id: id.into(),
+        name: name.into(),
+        last_cmd_timestamp: last,
+        info: json!({ "name": name }),
+    }
+}
+
+const VISION: &str = "6f1c2a3e-0000-4000-8000-000000000001";
+const LOGGER: &str = "6f1c2a3e-0000-4000-8000-000000000002";
+const DUP1: &str = "6f1c2a3e-0000-4000-8000-000000000003";
+const DUP2: &str = "6f1c2a3e-0000-4000-8000-000000000004";
+
+fn report_apps(s: &mut State, vision_last: u64, logger_last: u64, at: u64) -> Applied {
+    eve(
+        s,
+        EveRequest::AppInfo {
+            apps: vec![
+                app(VISION, "vision", vision_last),
+                app(LOGGER, "logger", logger_last),
+            ],
+        },
+        at,
+    )
+}
+
+fn accepted(a: &Applied) -> &Accepted {
+    match &a.reply {
+        Reply::Accepted(acc) => acc,
+        other => panic!("expected accepted, got {other:?}"),
+    }
+}
+
+fn rejected(a: &Applied) -> &str {
+    match &a.reply {
+        Reply::Rejected(why) => why,
+        other => panic!("expected rejected, got {other:?}"),
+    }
+}
+
+fn events(a: &Applied) -> Vec<&'static str> {
+    a.effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Event(ev) => Some(ev.event),
+            _ => None,
+        })
+        .collect()
+}
+
+fn app_cmds(a: &Applied) -> &[AppCommandOut] {
+    match &a.reply {
+        Reply::AppCommands(list) => list,
+        other => panic!("expected app commands, got {other:?}"),
+    }
+}
+
+fn restart(s: &mut State, name: &str, at: u64) -> Applied {
+    intent(
+        s,
+        Intent::AppCommand {
+            app: name.into(),
+            action: AppAction::Restart,
+        },
+        at,
+    )
+}
+
+fn device(s: &mut State, action: DeviceAction, at: u64) -> Applied {
+    intent(s, Intent::DeviceCommand { action }, at)
+}
+
+fn devinfo(s: &mut State, last: u64, at: u64) -> Option<(u64, DeviceAction)> {
+    match eve(
+        s,
+        EveRequest::DevInfo {
+            last_cmd_timestamp: last,
+            report: json!({}),
+        },
+        at,
+    )
+    .reply
+    {
+        Reply::DevCommand(c) => c,
+        other => panic!("expected dev command, got {other:?}"),
+    }
+}
+
+#[test]
+fn new_app_command_supersedes_the_open_one() {
+    let mut s = state();
+    report_apps(&mut s, 0, 0, 0);
+    let first = accepted(&restart(&mut s, "vision", 1)).command.unwrap();
+    let second = intent(
+        &mut s,
+        Intent::AppCommand {
+            app: "vision".into(),
+            action: AppAction::Purge,
+        },
+        2,
+    );
+    assert_eq!(
+        events(&second),
+        vec!["command_superseded", "command_accepted"]
+    );
+    assert_eq!(s.commands[&first.id].lifecycle, Lifecycle::Superseded);
+    let served = report_apps(&mut s, 0, 0, 3);
+    let cmds = app_cmds(&served);
+    assert_eq!(cmds.len(), 1, "at most one command per app");
+    assert_eq!(cmds[0].action, AppAction::Purge);
+    assert_eq!(
+        cmds[0].app,
+        AppTarget {
+            id: VISION.into(),
+            name: "vision".into()
+        },
+        "both id and name sent"
+    );
+}
+
+#[test]
+fn app_command_lifecycle_accepted_delivered_completed() {
+    let mut s = state();
+    report_apps(&mut s, 0, 0, 0);
+    let cmd = accepted(&restart(&mut s, "vision", 1)).command.unwrap();
+    assert_eq!(s.commands[&cmd.id].lifecycle, Lifecycle::Accepted);
+    let served = report_apps(&mut s, 0, 0, 2);
+    assert_eq!(app_cmds(&served)[0].timestamp, cmd.timestamp);
+    assert!(events(&served).contains(&"command_delivered"));
+    assert_eq!(s.commands[&cmd.id].lifecycle, Lifecycle::Delivered);
+    // Still served until EVE reports its timestamp.
+    assert_eq!(app_cmds(&report_apps(&mut s, 0, 0, 3)).len(), 1);
+    let done = report_apps(&mut s, cmd.timestamp, 0, 4);
+    assert!(events(&done).contains(&"command_completed"));
+    assert_eq!(s.commands[&cmd.id].lifecycle, Lifecycle::Completed);
+    assert!(app_cmds(&done).is_empty(), "nothing left to serve: 204");
+}
+
+#[test]
+fn commands_for_different_apps_are_served_together() {
+    let mut s = state();
+    report_apps(&mut s, 0, 0, 0);
+    restart(&mut s, "vision", 1);
+    restart(&mut s, LOGGER, 2);
+    assert_eq!(app_cmds(&report_apps(&mut s, 0, 0, 3)).len(), 2);
+}
+
+#[test]
+fn unknown_and_ambiguous_apps_are_errors_listing_known_apps() {
+    let mut s = state();
+    report_apps(&mut s, 0, 0, 0);
+    let why = rejected(&restart(&mut s, "visoin", 1)).to_string();
+    assert!(
+        why.contains("unknown app 'visoin'") && why.contains("vision") && why.contains(LOGGER),
+        "{why}"
+    );
+    eve(
+        &mut s,
+        EveRequest::AppInfo {
+            apps: vec![app(DUP1, "cam", 0), app(DUP2, "cam", 0)],
+        },
+        2,
+    );
+    let why = rejected(&restart(&mut s, "cam", 3)).to_string();
+    assert!(
+        why.contains("ambiguous") && why.contains(DUP1) && why.contains(DUP2),
+        "{why}"
+    );
+    assert!(
+        accepted(&restart(&mut s, DUP2, 4)).command.is_some(),
+        "a UUID picks one of them"
+    );
+    assert_eq!(s.commands.len(), 1, "rejections changed nothing");
+}
+
+#[test]
+fn before_first_report_the_reference_is_taken_as_given() {
+    let mut s = state();
+    let a = restart(&mut s, "vision", 1);
+    let acc = accepted(&a);
+    assert!(
+        acc.note.as_deref().unwrap().contains("not reported"),
+        "{acc:?}"
+    );
+    let b = restart(&mut s, VISION, 2);
+    assert!(accepted(&b).note.is_some());
+    // Once EVE reports, the name-only command gets its UUID and the two collapse into one app...
+    let served = report_apps(&mut s, 0, 0, 3);
+    for c in app_cmds(&served) {
+        assert_eq!(c.app.id, VISION);
+        assert_eq!(c.app.name, "vision");
+    }
+}
+
+#[test]
+fn timestamps_are_unix_ns_and_strictly_increasing_even_if_clock_steps_back() {
+    let mut s = state();
+    let a = accepted(&device(&mut s, DeviceAction::CollectInfo, 10))
+        .command
+        .unwrap();
+    assert_eq!(a.timestamp, T0 + 10_000_000, "Unix nanoseconds");
+    // Wall clock jumps back an hour.
+    let back = Now {
+        unix_ns: T0 - 3_600_000_000_000,
+        mono_ms: 50_000,
+    };
+    let b = apply(
+        &mut s,
+        Input::Intent {
+            intent: Intent::DeviceCommand {
+                action: DeviceAction::Reboot,
+            },
+            source: "t".into(),
+        },
+        back,
+    );
+    let b = accepted(&b).command.unwrap();
+    assert!(b.timestamp > a.timestamp);
+    let c = accepted(&device(&mut s, DeviceAction::Shutdown, 10))
+        .command
+        .unwrap();
+    assert!(c.timestamp > b.timestamp);
+    assert_eq!(
+        s.meta.last_timestamp, c.timestamp,
+        "persisted counter follows"
+    );
+}
+
+#[test]
+fn timestamps_stay_above_what_eve_has_seen() {
+    let mut s = state();
+    let future = T0 + 10_000_000_000_000;
+    devinfo(&mut s, future, 0);
+    let c = accepted(&device(&mut s, DeviceAction::Reboot, 1))
+        .command
+        .unwrap();
+    assert!(c.timestamp > future);
+}
+
+#[test]
+fn every_accepted_command_is_persisted_with_the_counter() {
+    let mut s = state();
+    let a = device(&mut s, DeviceAction::Shutdown, 1);
+    let id = accepted(&a).command.unwrap().id;
+    assert!(a.effects.contains(&Effect::Persist(Key::Meta)));
+    assert!(a.effects.contains(&Effect::Persist(Key::Command(id))));
+}
+
+#[test]
+fn device_commands_are_served_one_at_a_time() {
+    let mut s = state();
+    let first = accepted(&device(&mut s, DeviceAction::CollectInfo, 1))
+        .command
+        .unwrap();
+    let second = device(&mut s, DeviceAction::Reboot, 2);
+    assert!(accepted(&second)
+        .note
+        .as_deref()
+        .unwrap()
+        .contains("queued"));
+    let second = accepted(&second).command.unwrap();
+    assert_eq!(
+        devinfo(&mut s, 0, 3),
+        Some((first.timestamp, DeviceAction::CollectInfo))
+    );
+    assert_eq!(
+        devinfo(&mut s, 0, 4),
+        Some((first.timestamp, DeviceAction::CollectInfo)),
+        "repeated until reported"
+    );
+    assert_eq!(
+        devinfo(&mut s, first.timestamp, 5),
+        Some((second.timestamp, DeviceAction::Reboot))
+    );
+    assert_eq!(s.commands[&first.id].lifecycle, Lifecycle::Completed);
+    assert_eq!(
+        devinfo(&mut s, second.timestamp, 6),
+        None,
+        "204 when the queue is empty"
+    );
+}
+
+#[test]
+fn cancelled_device_command_unblocks_the_queue() {
+    let mut s = state();
+    let stuck = accepted(&device(&mut s, DeviceAction::Shutdown, 1))
+        .command
+        .unwrap();
+    let next = accepted(&device(&mut s, DeviceAction::CollectInfo, 2))
+        .command
+        .unwrap();
+    devinfo(&mut s, 0, 3); // delivered; EVE never acknowledges it
+    let c = intent(&mut s, Intent::CancelDevice { id: Some(stuck.id) }, 4);
+    let acc = accepted(&c);
+    assert_eq!(acc.cancelled.len(), 1);
+    assert!(acc.cancelled[0].may_have_been_received);
+    assert!(events(&c).contains(&"command_cancelled"));
+    assert_eq!(
+        devinfo(&mut s, 0, 5),
+        Some((next.timestamp, DeviceAction::CollectInfo))
+    );
+}
+
+#[test]
+fn cancel_all_device_commands_and_errors_when_nothing_open() {
+    let mut s = state();
+    device(&mut s, DeviceAction::Shutdown, 1);
+    device(&mut s, DeviceAction::Poweroff, 2);
+    let c = intent(&mut s, Intent::CancelDevice { id: None }, 3);
+    let acc = accepted(&c);
+    assert_eq!(acc.cancelled.len(), 2);
+    assert!(acc.cancelled.iter().all(|c| !c.may_have_been_received));
+    assert_eq!(devinfo(&mut s, 0, 4), None);
+    assert!(
+        rejected(&intent(&mut s, Intent::CancelDevice { id: None }, 5))
+            .contains("nothing to cancel")
+    );
+}
+
+#[test]
+fn cancelled_app_command_is_no_longer_served() {
+    let mut s = state();
+    report_apps(&mut s, 0, 0, 0);
+    restart(&mut s, "vision", 1);
+    let c = intent(
+        &mut s,
+        Intent::CancelApp {
+            app: "vision".into(),
+        },
+        2,
+    );
+    assert!(!accepted(&c).cancelled[0].may_have_been_received);
+    assert!(app_cmds(&report_apps(&mut s, 0, 0, 3)).is_empty());
+    let why = rejected(&intent(
+        &mut s,
+        Intent::CancelApp {
+            app: "vision".into(),
+        },
+        4,
+    ))
+    .to_string();
+    assert!(why.contains("nothing to cancel"), "{why}");
+}
+
+#[test]
+fn cancel_after_delivery_says_eve_may_have_it() {
+    let mut s = state();
+    report_apps(&mut s, 0, 0, 0);
+    restart(&mut s, "vision", 1);
+    report_apps(&mut s, 0, 0, 2);
+    let c = intent(&mut s, Intent::CancelApp { app: VISION.into() }, 3);
+    assert!(accepted(&c).cancelled[0].may_have_been_received);
+}
+
+#[test]
+fn profile_is_served_and_delivery_reported_once() {
+    let mut s = state();
+    assert_eq!(
+        eve(&mut s, EveRequest::LocalProfile, 0).reply,
+        Reply::Profile(String::new())
+    );
+    let set = intent(
+        &mut s,
+        Intent::SetProfile {
+            profile: "night".into(),
+        },
+        1,
+    );
+    assert!(set
+        .effects
+        .contains(&Effect::Signal(Endpoint::LocalProfile)));
+    assert!(pending_endpoints(&s).contains(&Endpoint::LocalProfile));
+    let got = eve(&mut s, EveRequest::LocalProfile, 2);
+    assert_eq!(got.reply, Reply::Profile("night".into()));
+    assert_eq!(events(&got), vec!["profile_delivered"]);
+    assert!(events(&eve(&mut s, EveRequest::LocalProfile, 3)).is_empty());
+    assert!(pending_endpoints(&s).is_empty());
+    intent(
+        &mut s,
+        Intent::SetProfile {
+            profile: String::new(),
+        },
+        4,
+    );
+    assert_eq!(
+        eve(&mut s, EveRequest::LocalProfile, 5).reply,
+        Reply::Profile(String::new()),
+        "cleared"
+    );
+}
+
+fn radio(s: &mut State, silence: bool, err: &str, at: u64) -> Applied {
+    eve(
+        s,
+        EveRequest::Radio {
+            radio_silence: silence,
+            config_error: err.into(),
+            report: json!({ "radio_silence": silence }),
+        },
+        at,
+    )
+}
+
+#[test]
+fn radio_is_204_until_set_then_full_state_and_outcome_from_status() {
+    let mut s = state();
+    assert_eq!(radio(&mut s, false, "", 0).reply, Reply::Radio(None));
+    intent(
+        &mut s,
+        Intent::SetRadio {
+            radio_silence: true,
+        },
+        1,
+    );
+    let first = radio(&mut s, false, "", 2);
+    assert_eq!(first.reply, Reply::Radio(Some(true)));
+    assert!(
+        events(&first).is_empty(),
+        "the report sent with the first delivery predates it"
+    );
+    assert!(events(&radio(&mut s, true, "", 3)).contains(&"radio_applied"));
+    assert_eq!(s.meta.desired.radio.outcome, Outcome::Applied);
+    intent(
+        &mut s,
+        Intent::SetRadio {
+            radio_silence: false,
+        },
+        4,
+    );
+    radio(&mut s, true, "", 5);
+    let failed = radio(&mut s, true, "modem busy", 6);
+    assert!(events(&failed).contains(&"radio_failed"));
+    assert_eq!(
+        failed.reply,
+        Reply::Radio(Some(false)),
+        "still full desired state"
+    );
+}
+
+fn boot_report(s: &mut State, entries: &[(&str, &str, &str, &str)], at: u64) -> Applied {
+    let apps = entries
+        .iter()
+        .map(|(id, name, order, source)| AppBootReport {
+            id: (*id).into(),
+            name: (*name).into(),
+            boot_order: (*order).into(),
+            source: (*source).into(),
+        })
+        .collect();
+    eve(s, EveRequest::AppBootInfo { apps }, at)
+}
+
+#[test]
+fn boot_order_full_state_applied_and_cleared() {
+    let mut s = state();
+    report_apps(&mut s, 0, 0, 0);
+    let none = [(
+        VISION,
+        "vision",
+        "BOOT_ORDER_UNSPECIFIED",
+        "BOOT_ORDER_SOURCE_UNSPECIFIED",
+    )];
+    assert_eq!(boot_report(&mut s, &none, 1).reply, Reply::Boot(None));
+    intent(
+        &mut s,
+        Intent::SetBoot {
+            app: "vision".into(),
+            choice: BootChoice::Usb,
+        },
+        2,
+    );
+    let served = boot_report(&mut s, &none, 3);
+    match &served.reply {
+        Reply::Boot(Some(entries)) => {
+            assert_eq!(entries.len(), 1);
+            assert_eq!(entries[0].app.id, VISION);
+            assert_eq!(entries[0].choice, BootChoice::Usb);
+        }
+        other => panic!("{other:?}"),
+    }
+    let usb = [(VISION, "vision", "BOOT_ORDER_USB", "BOOT_ORDER_SOURCE_LPS")];
+    assert!(events(&boot_report(&mut s, &usb, 4)).contains(&"boot_order_applied"));
+    intent(
+        &mut s,
+        Intent::SetBoot {
+            app: "vision".into(),
+            choice: BootChoice::Default,
+        },
+        5,
+    );
+    assert_eq!(
+        boot_report(&mut s, &usb, 6).reply,
+        Reply::Boot(Some(vec![])),
+        "clearing sends empty state"
+    );
+    assert_eq!(
+        boot_report(&mut s, &usb, 7).reply,
+        Reply::Boot(Some(vec![])),
+        "until EVE reports it gone"
+    );
+    assert!(events(&boot_report(&mut s, &none, 8)).contains(&"boot_order_applied"));
+    assert_eq!(
+        boot_report(&mut s, &none, 9).reply,
+        Reply::Boot(None),
+        "then 204 again"
+    );
+}
+
+fn port(label: &str) -> NetworkPort {
+    NetworkPort {
+        logical_label: label.into(),
+        config: json!({ "logical_label": label, "mtu": 1400 }),
+    }
+}
+
+fn network(
+    s: &mut State,
+    held: &[&str],
+    local_error: &str,
+    port_errors: &[(&str, &str)],
+    at: u64,
+) -> Applied {
+    eve(
+        s,
+        EveRequest::Network {
+            local_ports: held.iter().map(|l| l.to_string()).collect(),
+            local_error: local_error.into(),
+            port_errors: port_errors
+                .iter()
+                .map(|(l, e)| (l.to_string(), e.to_string()))
+                .collect(),
+            report: json!({ "held": held }),
+        },
+        at,
+    )
+}
+
+#[test]
+fn network_applied_rejected_and_reverted() {
+    let mut s = state();
+    assert_eq!(network(&mut s, &[], "", &[], 0).reply, Reply::Network(None));
+    intent(
+        &mut s,
+        Intent::SetNetwork {
+            ports: vec![port("eth1")],
+        },
+        1,
+    );
+    assert_eq!(
+        network(&mut s, &[], "old error", &[], 2).reply,
+        Reply::Network(Some(vec![port("eth1")]))
+    );
+    assert_eq!(
+        s.meta.desired.network.outcome,
+        Outcome::Pending,
+        "a stale error is not judged"
+    );
+    assert!(events(&network(&mut s, &["eth1"], "", &[], 3)).contains(&"network_applied"));
+
+    intent(
+        &mut s,
+        Intent::SetNetwork {
+            ports: vec![port("wwan0")],
+        },
+        4,
+    );
+    network(&mut s, &["eth1"], "", &[], 5);
+    let refused = network(
+        &mut s,
+        &["wwan0"],
+        "",
+        &[("wwan0", "local modifications not permitted for port wwan0")],
+        6,
+    );
+    assert!(events(&refused).contains(&"network_rejected"));
+    assert!(
+        matches!(&s.meta.desired.network.outcome, Outcome::Failed(e) if e.contains("not permitted"))
+    );
+
+    intent(
+        &mut s,
+        Intent::SetNetwork {
+            ports: vec![port("nope")],
+        },
+        7,
+    );
+    network(&mut s, &["wwan0"], "", &[], 8);
+    assert!(
+        events(&network(&mut s, &["wwan0"], "unknown port nope", &[], 9))
+            .contains(&"network_rejected")
+    );
+
+    intent(&mut s, Intent::SetNetwork { ports: vec![] }, 10);
+    assert_eq!(
+        network(&mut s, &["wwan0"], "", &[], 11).reply,
+        Reply::Network(Some(vec![]))
+    );
+    assert!(events(&network(&mut s, &[], "", &[], 12)).contains(&"network_applied"));
+    assert_eq!(
+        network(&mut s, &[], "", &[], 13).reply,
+        Reply::Network(None)
+    );
+}
+
+#[test]
+fn reverting_network_with_nothing_set_changes_nothing() {
+    let mut s = state();
+    let a = intent(&mut s, Intent::SetNetwork { ports: vec![] }, 1);
+    assert!(accepted(&a).note.is_some());
+    assert!(a.effects.is_empty());
+}
+
+#[test]
+fn eve_online_then_offline_after_silence() {
+    let mut s = state();
+    let first = eve(&mut s, EveRequest::Signal, 0);
+    assert_eq!(events(&first), vec!["eve_online"]);
+    assert!(events(&eve(&mut s, EveRequest::Signal, 1)).is_empty());
+    assert!(events(&apply(&mut s, Input::Tick, now(5_000))).is_empty());
+    let off = apply(&mut s, Input::Tick, now(10_002));
+    assert_eq!(events(&off), vec!["eve_offline"]);
+    assert!(off.effects.contains(&Effect::Publish(StateTopic::Eve)));
+    assert_eq!(
+        events(&eve(&mut s, EveRequest::LocalProfile, 10_003)),
+        vec!["eve_online"]
+    );
+}
+
+#[test]
+fn pending_lists_what_eve_has_not_picked_up() {
+    let mut s = state();
+    assert!(pending_endpoints(&s).is_empty());
+    report_apps(&mut s, 0, 0, 0);
+    restart(&mut s, "vision", 1);
+    device(&mut s, DeviceAction::Reboot, 2);
+    intent(
+        &mut s,
+        Intent::SetRadio {
+            radio_silence: true,
+        },
+        3,
+    );
+    intent(
+        &mut s,
+        Intent::SetNetwork {
+            ports: vec![port("eth0")],
+        },
+        4,
+    );
+    intent(
+        &mut s,
+        Intent::SetBoot {
+            app: "logger".into(),
+            choice: BootChoice::Nousb,
+        },
+        5,
+    );
+    intent(
+        &mut s,
+        Intent::SetProfile {
+            profile: "day".into(),
+        },
+        6,
+    );
+    let all: Vec<Endpoint> = pending_endpoints(&s).into_iter().collect();
+    assert_eq!(
+        all,
+        vec![
+            Endpoint::LocalProfile,
+            Endpoint::Radio,
+            Endpoint::AppInfo,
+            Endpoint::AppBootInfo,
+            Endpoint::DevInfo,
+            Endpoint::Network
+        ]
+    );
+}
+
+#[test]
+fn finished_commands_are_pruned_beyond_the_history_limit() {
+    let mut s = state();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let c = accepted(&device(&mut s, DeviceAction::CollectInfo, i))
+            .command
+            .unwrap();
+        devinfo(&mut s, c.timestamp, i);
+        ids.push(c.id);
+    }
+    let last = s.meta.last_timestamp;
+    devinfo(&mut s, last, 10);
+    assert_eq!(s.commands.len(), 3, "keep_finished_commands = 3");
+    assert!(!s.commands.contains_key(&ids[0]));
+}
+
+#[test]
+fn command_json_uses_string_timestamps() {
+    let mut s = state();
+    let c = accepted(&device(&mut s, DeviceAction::Poweroff, 1))
+        .command
+        .unwrap();
+    let v: Value = serde_json::to_value(&s.commands[&c.id]).unwrap();
+    assert_eq!(v["timestamp"], json!(c.timestamp.to_string()));
+    assert_eq!(v["kind"], json!("device"));
+    assert_eq!(v["action"], json!("poweroff"));
+    let back: Command = serde_json::from_value(v).unwrap();
+    assert_eq!(back, s.commands[&c.id]);
+}
