@@ -9,3 +9,7 @@ pub mod eve;
 pub mod simulator;
 pub mod state;
 pub mod store;
+pub mod lps;
+pub mod mqtt;
+pub mod telemetry;
+pub mod app;

@@ -1,1 +1,116 @@
-fn main() {}
+//! The `lps-bridge` command line: parse, load config, set up logging, call into the library.
+
+use clap::{Parser, Subcommand};
+use lps_bridge::config::{Config, Settings};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// EVE-OS Local Profile Server with an embedded MQTT broker.
+#[derive(Parser)]
+#[command(name = "lps-bridge", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (built-in defaults when no --config is given).
+    Run {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Simulate an EVE node polling an LPS (for tests and demos).
+    SimulateEve {
+        /// Base URL of the LPS, e.g. http://127.0.0.1:8888
+        #[arg(long)]
+        lps: String,
+        /// The node's profile_server_token; answers carrying another token are refused.
+        #[arg(long, default_value = "")]
+        token: String,
+        /// Apps, comma-separated; `name@day+night` gives an app a profile list.
+        #[arg(long, default_value = "vision,logger")]
+        apps: String,
+        /// Run EVE's intervals and delays this many times faster.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// The controller's global profile.
+        #[arg(long, default_value = "")]
+        global_profile: String,
+        #[arg(long)]
+        device_uuid: Option<String>,
+    },
+    /// Print the effective config (secrets redacted).
+    PrintConfig {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Check a config file and exit 0 if it is valid.
+    CheckConfig { file: PathBuf },
+}
+
+/// sysexits' EX_USAGE: bad config or arguments.
+const EXIT_CONFIG: u8 = 64;
+
+fn load(path: Option<&std::path::Path>) -> Result<Settings, String> {
+    let mut config = Config::load(path).map_err(|e| e.to_string())?;
+    config.apply_env(|k| std::env::var(k).ok());
+    config.validate().map_err(|e| e.to_string())
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime can be built at start-up")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { config } => {
+            init_logging();
+            let settings = match load(config.as_deref()) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("lps-bridge: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            match runtime().block_on(lps_bridge::app::run(settings, lps_bridge::app::shutdown_signal())) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("lps-bridge: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::SimulateEve { .. } => ExitCode::FAILURE,
+        Command::PrintConfig { config } => match load(config.as_deref()) {
+            Ok(s) => {
+                print!("{}", s.config.to_redacted_toml());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("lps-bridge: {e}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
+        Command::CheckConfig { file } => match load(Some(&file)) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", file.display());
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
+    }
+}

@@ -27,7 +27,11 @@ pub(crate) enum Effect {
     /// Poll this endpoint after a delay.
     TriggerAfter(Endpoint, Duration),
     /// An app operation (boot, halt, restart, purge) ends after `after`.
-    FinishAppOp { app: usize, seq: u64, after: Duration },
+    FinishAppOp {
+        app: usize,
+        seq: u64,
+        after: Duration,
+    },
     /// The requested radio state is in effect after `after`.
     FinishRadioChange { seq: u64, after: Duration },
     /// Take the node down (reboot or poweroff) after `after`, even if the

@@ -167,10 +167,6 @@ impl Timing {
         Timing { speed }
     }
 
-    pub fn speed(&self) -> f64 {
-        self.speed
-    }
-
     pub fn scale(&self, d: Duration) -> Duration {
         Duration::from_secs_f64((d.as_secs_f64() / self.speed).min(1.0e9))
     }
@@ -242,7 +238,9 @@ mod tests {
             let l = t.location_jittered(Duration::from_secs(20));
             assert!(l >= Duration::from_millis(599) && l <= Duration::from_millis(2001));
         }
-        assert_eq!(Timing::new(0.0).speed(), 1.0);
-        assert_eq!(Timing::new(f64::NAN).speed(), 1.0);
+        let second = Duration::from_secs(1);
+        assert_eq!(Timing::new(0.0).scale(second), second);
+        assert_eq!(Timing::new(f64::NAN).scale(second), second);
+        assert_eq!(Timing::new(-3.0).scale(second), second);
     }
 }

@@ -101,6 +101,19 @@ impl StoreHandle {
             .map_err(|_| StoreError::Write("the store is shutting down".into()))?
     }
 
+    /// Queues an input (in order) and returns where its durable reply will arrive.
+    pub async fn enqueue(
+        &self,
+        input: Input,
+    ) -> Result<oneshot::Receiver<Result<Reply, StoreError>>, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.inputs_tx
+            .send((input, Some(tx)))
+            .await
+            .map_err(|_| StoreError::Write("the store is shutting down".into()))?;
+        Ok(rx)
+    }
+
     /// The latest state; never waits on the actor.
     pub fn snapshot(&self) -> Arc<State> {
         self.snapshot_rx.borrow().clone()

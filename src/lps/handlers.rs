@@ -1,0 +1,215 @@
+//! One handler per LPS endpoint: decode → submit → encode.
+
+use super::respond::{self, PROTO_CONTENT_TYPE};
+use super::{convert, signal, LpsState};
+use crate::eve::info::ZInfoLocation;
+use crate::eve::profile::{
+    AppBootInfoList, LocalAppInfoList, LocalDevInfo, LocalProfile, NetworkInfo, RadioStatus,
+};
+use crate::state::{EveRequest, Input, Reply};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
+use prost::Message;
+use std::sync::atomic::Ordering;
+
+/// Checks the endpoint is enabled and the body decodes; the error is the finished response.
+fn decode<M: Message + Default>(
+    state: &LpsState,
+    endpoint: &str,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<M, Response> {
+    if state.disabled.contains(endpoint) {
+        return Err(respond::error(
+            StatusCode::NOT_FOUND,
+            format!("endpoint {endpoint} is disabled in config"),
+        ));
+    }
+    let body = body.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            tracing::warn!(endpoint, "request body over lps.max_body_bytes refused");
+            respond::error(
+                status,
+                format!("{endpoint}: request body is larger than lps.max_body_bytes"),
+            )
+        } else {
+            respond::error(
+                status,
+                format!("{endpoint}: cannot read request body: {rejection}"),
+            )
+        }
+    })?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with(PROTO_CONTENT_TYPE)
+        && !state.warned_content_type.swap(true, Ordering::Relaxed)
+    {
+        // EVE always sends its type; the body is what matters, so accept and say so once.
+        tracing::warn!(
+            endpoint,
+            content_type,
+            "POST without Content-Type {PROTO_CONTENT_TYPE}; accepted (logged once)"
+        );
+    }
+    M::decode(body).map_err(|err| {
+        tracing::warn!(endpoint, %err, "undecodable protobuf body");
+        respond::error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{endpoint}: body is not a valid {}: {err}",
+                std::any::type_name::<M>()
+                    .rsplit("::")
+                    .next()
+                    .unwrap_or("message")
+            ),
+        )
+    })
+}
+
+async fn submit(state: &LpsState, request: EveRequest) -> Result<Reply, Response> {
+    state
+        .store
+        .submit(Input::Eve(request))
+        .await
+        .map_err(|err| {
+            tracing::error!(%err, "store refused an EVE request");
+            respond::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("store unavailable: {err}"),
+            )
+        })
+}
+
+fn unexpected(reply: Reply) -> Response {
+    tracing::error!(?reply, "unexpected reply from the state machine");
+    respond::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+}
+
+macro_rules! try_response {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(response) => return response,
+        }
+    };
+}
+
+pub async fn get_local_profile(State(state): State<LpsState>) -> Response {
+    if state.disabled.contains("local_profile") {
+        return respond::error(
+            StatusCode::NOT_FOUND,
+            "endpoint local_profile is disabled in config",
+        );
+    }
+    match try_response!(submit(&state, EveRequest::LocalProfile).await) {
+        Reply::Profile(profile) => respond::ok(&LocalProfile {
+            local_profile: profile,
+            server_token: state.token.to_string(),
+        }),
+        other => unexpected(other),
+    }
+}
+
+pub async fn post_radio(
+    State(state): State<LpsState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let msg: RadioStatus = try_response!(decode(&state, "radio", &headers, body));
+    match try_response!(submit(&state, convert::radio_request(&msg)).await) {
+        Reply::Radio(Some(silence)) => respond::ok(&convert::radio_config(&state.token, silence)),
+        Reply::Radio(None) => respond::no_content(),
+        other => unexpected(other),
+    }
+}
+
+pub async fn post_appinfo(
+    State(state): State<LpsState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let msg: LocalAppInfoList = try_response!(decode(&state, "appinfo", &headers, body));
+    match try_response!(submit(&state, convert::app_info_request(&msg)).await) {
+        Reply::AppCommands(list) if list.is_empty() => respond::no_content(),
+        Reply::AppCommands(list) => respond::ok(&convert::app_commands(&state.token, &list)),
+        other => unexpected(other),
+    }
+}
+
+pub async fn post_appbootinfo(
+    State(state): State<LpsState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let msg: AppBootInfoList = try_response!(decode(&state, "appbootinfo", &headers, body));
+    match try_response!(submit(&state, convert::app_boot_request(&msg)).await) {
+        Reply::Boot(Some(entries)) => respond::ok(&convert::boot_configs(&state.token, &entries)),
+        Reply::Boot(None) => respond::no_content(),
+        other => unexpected(other),
+    }
+}
+
+pub async fn post_devinfo(
+    State(state): State<LpsState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let msg: LocalDevInfo = try_response!(decode(&state, "devinfo", &headers, body));
+    match try_response!(submit(&state, convert::dev_info_request(&msg)).await) {
+        Reply::DevCommand(Some((timestamp, action))) => {
+            respond::ok(&convert::dev_command(&state.token, timestamp, action))
+        }
+        Reply::DevCommand(None) => respond::no_content(),
+        other => unexpected(other),
+    }
+}
+
+pub async fn post_location(
+    State(state): State<LpsState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let msg: ZInfoLocation = try_response!(decode(&state, "location", &headers, body));
+    match try_response!(
+        submit(
+            &state,
+            EveRequest::Location {
+                report: convert::to_json(&msg)
+            }
+        )
+        .await
+    ) {
+        Reply::Done => respond::ok_empty(),
+        other => unexpected(other),
+    }
+}
+
+pub async fn post_network(
+    State(state): State<LpsState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let msg: NetworkInfo = try_response!(decode(&state, "network", &headers, body));
+    match try_response!(submit(&state, convert::network_request(&msg)).await) {
+        Reply::Network(Some(ports)) => respond::ok(&convert::network_config(&state.token, &ports)),
+        Reply::Network(None) => respond::no_content(),
+        other => unexpected(other),
+    }
+}
+
+pub async fn get_signal(State(state): State<LpsState>) -> Response {
+    if state.disabled.contains("signal") {
+        return respond::error(
+            StatusCode::NOT_FOUND,
+            "endpoint signal is disabled in config",
+        );
+    }
+    try_response!(submit(&state, EveRequest::Signal).await);
+    signal::stream(state)
+}

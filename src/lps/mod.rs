@@ -1,0 +1,57 @@
+//! The EVE-facing Local Profile Server API (plain HTTP, protobuf bodies).
+//!
+//! - `GET  /api/v1/local_profile` → 200 `LocalProfile` (the desired profile; "" = no override)
+//! - `POST /api/v1/radio`         `RadioStatus` → 204, or 200 `RadioConfig` once an operator set it
+//! - `POST /api/v1/appinfo`       `LocalAppInfoList` → 200 `LocalAppCmdList` while commands are open, else 204
+//! - `POST /api/v1/appbootinfo`   `AppBootInfoList` → 204, or 200 `AppBootConfigList` (full state)
+//! - `POST /api/v1/devinfo`       `LocalDevInfo` → 200 `LocalDevCmd` (one at a time), else 204
+//! - `POST /api/v1/location`      `ZInfoLocation` → 200
+//! - `POST /api/v1/network`       `NetworkInfo` → 204, or 200 `LocalNetworkConfig` (full state)
+//! - `GET  /api/v1/signal`        NDJSON stream of `Signal`
+//!
+//! Handlers only decode, submit an input to the store and encode the reply it computed; the
+//! 200/204 decision is made by the state machine. 400 for an undecodable body, 413 over
+//! `lps.max_body_bytes`, 404 only for endpoints disabled in config, 500 if the store fails.
+
+pub mod convert;
+mod handlers;
+mod pacer;
+pub mod respond;
+pub mod signal;
+
+use crate::store::StoreHandle;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use std::collections::BTreeSet;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct LpsState {
+    pub store: StoreHandle,
+    pub token: Arc<str>,
+    pub disabled: Arc<BTreeSet<String>>,
+    pub shutdown: CancellationToken,
+    pub signal_burst: u32,
+    pub signal_interval: Duration,
+    /// Logged once: a POST whose Content-Type is not EVE's.
+    pub warned_content_type: Arc<AtomicBool>,
+}
+
+pub fn router(state: LpsState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/api/v1/local_profile", get(handlers::get_local_profile))
+        .route("/api/v1/radio", post(handlers::post_radio))
+        .route("/api/v1/appinfo", post(handlers::post_appinfo))
+        .route("/api/v1/appbootinfo", post(handlers::post_appbootinfo))
+        .route("/api/v1/devinfo", post(handlers::post_devinfo))
+        .route("/api/v1/location", post(handlers::post_location))
+        .route("/api/v1/network", post(handlers::post_network))
+        .route("/api/v1/signal", get(handlers::get_signal))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}

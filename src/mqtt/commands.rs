@@ -1,0 +1,388 @@
+//! Command payloads → intents. Pure: every refusal says what was wrong and what would be right.
+
+use super::topics::CommandTopic;
+use crate::state::{AppAction, BootChoice, DeviceAction, Intent, NetworkPort};
+use serde_json::{Map, Value};
+
+/// A parsed command: the intent (or why not) and the caller's transaction to echo.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    pub intent: Result<Intent, String>,
+    pub transaction: Option<Value>,
+}
+
+/// Parses one command payload. `parse_port` turns one port's JSON into our domain form.
+pub fn parse(
+    topic: &CommandTopic,
+    payload: &[u8],
+    parse_port: impl Fn(&Value) -> Result<NetworkPort, String>,
+) -> Parsed {
+    let text = match std::str::from_utf8(payload) {
+        Ok(t) => t.trim(),
+        Err(_) => return refuse("the payload is not UTF-8 text; send JSON", None),
+    };
+    if let CommandTopic::Profile = topic {
+        if !text.starts_with('{') && !text.starts_with('"') {
+            return Parsed {
+                intent: Ok(Intent::SetProfile {
+                    profile: text.to_string(),
+                }),
+                transaction: None,
+            };
+        }
+    }
+    let value: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            return refuse(
+                format!("malformed JSON ({e}); expected e.g. {}", example(topic)),
+                None,
+            )
+        }
+    };
+    if let (CommandTopic::Profile, Value::String(profile)) = (topic, &value) {
+        return Parsed {
+            intent: Ok(Intent::SetProfile {
+                profile: profile.clone(),
+            }),
+            transaction: None,
+        };
+    }
+    let Value::Object(mut obj) = value else {
+        return refuse(
+            format!("expected a JSON object such as {}", example(topic)),
+            None,
+        );
+    };
+    let transaction = obj.remove("transaction");
+    let intent = match topic {
+        CommandTopic::Profile => profile(&obj),
+        CommandTopic::App(app) => app_command(app, &obj),
+        CommandTopic::Device => device(&obj),
+        CommandTopic::Radio => radio(&obj),
+        CommandTopic::Network => network(&obj, parse_port),
+    };
+    Parsed {
+        intent,
+        transaction,
+    }
+}
+
+fn refuse(why: impl Into<String>, transaction: Option<Value>) -> Parsed {
+    Parsed {
+        intent: Err(why.into()),
+        transaction,
+    }
+}
+
+pub fn example(topic: &CommandTopic) -> &'static str {
+    match topic {
+        CommandTopic::Profile => r#"{"profile":"night"}"#,
+        CommandTopic::App(_) => r#"{"command":"restart"} or {"boot":"usb"} or {"cancel":true}"#,
+        CommandTopic::Device => r#"{"command":"reboot"} or {"cancel":true}"#,
+        CommandTopic::Radio => r#"{"radio_silence":true}"#,
+        CommandTopic::Network => r#"{"ports":[{"logical_label":"eth1","mtu":1400}]}"#,
+    }
+}
+
+fn only_keys(obj: &Map<String, Value>, allowed: &[&str]) -> Result<(), String> {
+    match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(key) => Err(format!(
+            "unknown field '{key}'; allowed: {}, transaction",
+            allowed.join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
+fn string_field<'a>(obj: &'a Map<String, Value>, key: &str) -> Result<&'a str, String> {
+    match obj.get(key) {
+        Some(Value::String(s)) => Ok(s),
+        Some(other) => Err(format!("'{key}' must be a string, got {other}")),
+        None => Err(format!("missing '{key}'")),
+    }
+}
+
+fn cancel_requested(obj: &Map<String, Value>) -> Result<bool, String> {
+    match obj.get("cancel") {
+        None => Ok(false),
+        Some(Value::Bool(true)) => Ok(true),
+        Some(other) => Err(format!("'cancel' must be true, got {other}")),
+    }
+}
+
+fn profile(obj: &Map<String, Value>) -> Result<Intent, String> {
+    only_keys(obj, &["profile"])?;
+    let profile = string_field(obj, "profile")?;
+    Ok(Intent::SetProfile {
+        profile: profile.to_string(),
+    })
+}
+
+fn app_command(app: &str, obj: &Map<String, Value>) -> Result<Intent, String> {
+    only_keys(obj, &["command", "boot", "cancel"])?;
+    let present = ["command", "boot", "cancel"]
+        .iter()
+        .filter(|k| obj.contains_key(**k))
+        .count();
+    if present != 1 {
+        return Err(
+            r#"give exactly one of "command", "boot" or "cancel", e.g. {"command":"restart"}"#
+                .into(),
+        );
+    }
+    if cancel_requested(obj)? {
+        return Ok(Intent::CancelApp {
+            app: app.to_string(),
+        });
+    }
+    if obj.contains_key("command") {
+        let action = match string_field(obj, "command")? {
+            "restart" => AppAction::Restart,
+            "purge" => AppAction::Purge,
+            other => {
+                return Err(format!(
+                    "unknown app command '{other}'; expected one of: restart, purge"
+                ))
+            }
+        };
+        return Ok(Intent::AppCommand {
+            app: app.to_string(),
+            action,
+        });
+    }
+    let choice = match string_field(obj, "boot")? {
+        "usb" => BootChoice::Usb,
+        "nousb" => BootChoice::Nousb,
+        "default" => BootChoice::Default,
+        other => {
+            return Err(format!(
+                "unknown boot order '{other}'; expected one of: usb, nousb, default"
+            ))
+        }
+    };
+    Ok(Intent::SetBoot {
+        app: app.to_string(),
+        choice,
+    })
+}
+
+fn device(obj: &Map<String, Value>) -> Result<Intent, String> {
+    only_keys(obj, &["command", "cancel", "id"])?;
+    if cancel_requested(obj)? {
+        if obj.contains_key("command") {
+            return Err(r#"give either "command" or "cancel", not both"#.into());
+        }
+        let id = match obj.get("id") {
+            None => None,
+            Some(v) => Some(v.as_u64().ok_or_else(|| {
+                format!("'id' must be a command id (a positive integer), got {v}")
+            })?),
+        };
+        return Ok(Intent::CancelDevice { id });
+    }
+    if obj.contains_key("id") {
+        return Err(r#"'id' is only used with {"cancel":true}"#.into());
+    }
+    let action = match string_field(obj, "command")? {
+        "shutdown" => DeviceAction::Shutdown,
+        "poweroff" => DeviceAction::Poweroff,
+        "reboot" => DeviceAction::Reboot,
+        "collect_info" => DeviceAction::CollectInfo,
+        other => {
+            return Err(format!(
+                "unknown device command '{other}'; expected one of: shutdown, poweroff, reboot, collect_info"
+            ))
+        }
+    };
+    Ok(Intent::DeviceCommand { action })
+}
+
+fn radio(obj: &Map<String, Value>) -> Result<Intent, String> {
+    only_keys(obj, &["radio_silence"])?;
+    match obj.get("radio_silence") {
+        Some(Value::Bool(b)) => Ok(Intent::SetRadio { radio_silence: *b }),
+        Some(other) => Err(format!(
+            "'radio_silence' must be true or false, got {other}"
+        )),
+        None => Err(r#"missing 'radio_silence', e.g. {"radio_silence":true}"#.into()),
+    }
+}
+
+fn network(
+    obj: &Map<String, Value>,
+    parse_port: impl Fn(&Value) -> Result<NetworkPort, String>,
+) -> Result<Intent, String> {
+    only_keys(obj, &["ports"])?;
+    let Some(Value::Array(list)) = obj.get("ports") else {
+        return Err(
+            r#"'ports' must be an array of EVE port configs; [] reverts to the controller's"#
+                .into(),
+        );
+    };
+    let mut ports = Vec::with_capacity(list.len());
+    for (i, value) in list.iter().enumerate() {
+        let port = parse_port(value).map_err(|e| format!("ports[{i}]: {e}"))?;
+        if ports
+            .iter()
+            .any(|p: &NetworkPort| p.logical_label == port.logical_label)
+        {
+            return Err(format!(
+                "ports[{i}]: port '{}' is listed twice",
+                port.logical_label
+            ));
+        }
+        ports.push(port);
+    }
+    Ok(Intent::SetNetwork { ports })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn p(topic: CommandTopic, payload: &str) -> Parsed {
+        parse(&topic, payload.as_bytes(), crate::lps::convert::parse_port)
+    }
+
+    fn app() -> CommandTopic {
+        CommandTopic::App("vision".into())
+    }
+
+    #[test]
+    fn profile_accepts_three_forms() {
+        for payload in ["night", "\"night\"", r#"{"profile":"night"}"#] {
+            assert_eq!(
+                p(CommandTopic::Profile, payload).intent,
+                Ok(Intent::SetProfile {
+                    profile: "night".into()
+                }),
+                "{payload}"
+            );
+        }
+        assert_eq!(
+            p(CommandTopic::Profile, r#"{"profile":""}"#).intent,
+            Ok(Intent::SetProfile {
+                profile: String::new()
+            })
+        );
+    }
+
+    #[test]
+    fn transaction_is_kept_even_on_error() {
+        let parsed = p(app(), r#"{"command":"reboot","transaction":"t-1"}"#);
+        assert_eq!(parsed.transaction, Some(json!("t-1")));
+        assert!(parsed
+            .intent
+            .unwrap_err()
+            .contains("expected one of: restart, purge"));
+    }
+
+    #[test]
+    fn app_commands_boot_and_cancel() {
+        assert_eq!(
+            p(app(), r#"{"command":"purge"}"#).intent,
+            Ok(Intent::AppCommand {
+                app: "vision".into(),
+                action: AppAction::Purge
+            })
+        );
+        assert_eq!(
+            p(app(), r#"{"boot":"nousb"}"#).intent,
+            Ok(Intent::SetBoot {
+                app: "vision".into(),
+                choice: BootChoice::Nousb
+            })
+        );
+        assert_eq!(
+            p(app(), r#"{"cancel":true}"#).intent,
+            Ok(Intent::CancelApp {
+                app: "vision".into()
+            })
+        );
+        assert!(p(app(), r#"{"command":"restart","boot":"usb"}"#)
+            .intent
+            .unwrap_err()
+            .contains("exactly one"));
+        assert!(p(app(), r#"{"boot":"cdrom"}"#)
+            .intent
+            .unwrap_err()
+            .contains("usb, nousb, default"));
+        assert!(p(app(), r#"{"cancel":false}"#).intent.is_err());
+    }
+
+    #[test]
+    fn malformed_and_unknown_are_explained() {
+        let err = p(app(), r#"{"command":"restart""#).intent.unwrap_err();
+        assert!(
+            err.starts_with("malformed JSON") && err.contains("restart"),
+            "{err}"
+        );
+        let err = p(CommandTopic::Device, r#"{"comand":"reboot"}"#)
+            .intent
+            .unwrap_err();
+        assert!(err.contains("unknown field 'comand'"), "{err}");
+        let err = p(CommandTopic::Device, "[1]").intent.unwrap_err();
+        assert!(err.contains("JSON object"), "{err}");
+        assert!(p(CommandTopic::Radio, r#"{"radio_silence":"yes"}"#)
+            .intent
+            .unwrap_err()
+            .contains("true or false"));
+        assert!(p(CommandTopic::Device, "\u{fffd}").intent.is_err());
+    }
+
+    #[test]
+    fn device_commands_and_cancel_by_id() {
+        assert_eq!(
+            p(CommandTopic::Device, r#"{"command":"collect_info"}"#).intent,
+            Ok(Intent::DeviceCommand {
+                action: DeviceAction::CollectInfo
+            })
+        );
+        assert_eq!(
+            p(CommandTopic::Device, r#"{"cancel":true,"id":7}"#).intent,
+            Ok(Intent::CancelDevice { id: Some(7) })
+        );
+        assert_eq!(
+            p(CommandTopic::Device, r#"{"cancel":true}"#).intent,
+            Ok(Intent::CancelDevice { id: None })
+        );
+        assert!(p(CommandTopic::Device, r#"{"command":"explode"}"#)
+            .intent
+            .unwrap_err()
+            .contains("collect_info"));
+    }
+
+    #[test]
+    fn network_ports_validated_per_port() {
+        let ok = p(
+            CommandTopic::Network,
+            r#"{"ports":[{"logical_label":"eth1","mtu":1400}]}"#,
+        )
+        .intent
+        .unwrap();
+        let Intent::SetNetwork { ports } = ok else {
+            panic!()
+        };
+        assert_eq!(ports[0].logical_label, "eth1");
+        assert_eq!(
+            p(CommandTopic::Network, r#"{"ports":[]}"#).intent,
+            Ok(Intent::SetNetwork { ports: vec![] })
+        );
+        let err = p(
+            CommandTopic::Network,
+            r#"{"ports":[{"logical_label":"eth1","mtu":"big"}]}"#,
+        )
+        .intent
+        .unwrap_err();
+        assert!(err.starts_with("ports[0]"), "{err}");
+        let err = p(
+            CommandTopic::Network,
+            r#"{"ports":[{"logical_label":"a"},{"logical_label":"a"}]}"#,
+        )
+        .intent
+        .unwrap_err();
+        assert!(err.contains("twice"), "{err}");
+    }
+}

@@ -1,0 +1,144 @@
+//! Command topics → intents → the store → one reply per command.
+
+use super::commands::{self, Parsed};
+use super::link::Incoming;
+use super::topics::Topics;
+use super::{Outgoing, Publisher};
+use crate::state::{Input, Reply};
+use crate::store::StoreHandle;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+/// The reply JSON: `{"status":"ok",...}` or `{"status":"error","error":...}`, transaction echoed.
+pub fn reply_payload(result: Result<Value, String>, transaction: Option<Value>) -> Value {
+    let mut body = match result {
+        Ok(Value::Object(fields)) => {
+            let mut body = serde_json::Map::new();
+            body.insert("status".into(), json!("ok"));
+            body.extend(fields);
+            body
+        }
+        Ok(_) => json!({ "status": "ok" })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        Err(error) => json!({ "status": "error", "error": error })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    };
+    if let Some(t) = transaction {
+        body.insert("transaction".into(), t);
+    }
+    Value::Object(body)
+}
+
+fn send_reply(publisher: &Publisher, topics: &Topics, msg: &Incoming, body: &Value) {
+    let payload = bytes::Bytes::from(body.to_string());
+    publisher.publish(Outgoing::message(
+        topics.response_for(&msg.topic),
+        payload.clone(),
+    ));
+    if let Some(response_topic) = &msg.response_topic {
+        publisher.publish(Outgoing {
+            topic: response_topic.clone(),
+            payload,
+            retain: false,
+            correlation: msg.correlation.clone(),
+        });
+    }
+}
+
+/// Handles command messages until the link closes.
+pub async fn run(
+    mut incoming: mpsc::Receiver<Incoming>,
+    store: StoreHandle,
+    topics: Topics,
+    publisher: Publisher,
+) {
+    while let Some(msg) = incoming.recv().await {
+        let Some(topic) = topics.parse_command(&msg.topic) else {
+            continue;
+        };
+        // Empty is what clearing a retained message looks like, ours included: never a command.
+        if msg.payload.is_empty() {
+            continue;
+        }
+        // A retained command would fire again after every reconnect: refuse it and delete it.
+        publisher.publish(Outgoing::clear_retained(msg.topic.clone()));
+        if msg.retain {
+            tracing::warn!(topic = %msg.topic, "retained command refused");
+            let body = reply_payload(
+                Err("retained commands are refused (they would fire again on every reconnect); publish with retain=false. The retained copy was deleted".into()),
+                None,
+            );
+            send_reply(&publisher, &topics, &msg, &body);
+            continue;
+        }
+        let Parsed {
+            intent,
+            transaction,
+        } = commands::parse(&topic, &msg.payload, crate::lps::convert::parse_port);
+        let intent = match intent {
+            Ok(intent) => intent,
+            Err(error) => {
+                tracing::info!(topic = %msg.topic, %error, "command refused");
+                send_reply(
+                    &publisher,
+                    &topics,
+                    &msg,
+                    &reply_payload(Err(error), transaction),
+                );
+                continue;
+            }
+        };
+        // Enqueue in order, await the durable reply concurrently: the store commits in batches.
+        let pending = store
+            .enqueue(Input::Intent {
+                intent,
+                source: "mqtt".into(),
+            })
+            .await;
+        let publisher = publisher.clone();
+        let topics = topics.clone();
+        tokio::spawn(async move {
+            let result = match pending {
+                Ok(rx) => match rx.await {
+                    Ok(Ok(Reply::Accepted(acc))) => {
+                        Ok(serde_json::to_value(acc).unwrap_or(Value::Null))
+                    }
+                    Ok(Ok(Reply::Rejected(why))) => Err(why),
+                    Ok(Ok(other)) => Err(format!("internal error: unexpected reply {other:?}")),
+                    Ok(Err(err)) => Err(format!("not accepted: {err}")),
+                    Err(_) => Err("not accepted: the gateway is shutting down".into()),
+                },
+                Err(err) => Err(format!("not accepted: {err}")),
+            };
+            send_reply(
+                &publisher,
+                &topics,
+                &msg,
+                &reply_payload(result, transaction),
+            );
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_shapes() {
+        let ok = reply_payload(
+            Ok(json!({ "command": { "id": 1, "timestamp": "5" } })),
+            Some(json!(42)),
+        );
+        assert_eq!(
+            ok,
+            json!({ "status": "ok", "command": { "id": 1, "timestamp": "5" }, "transaction": 42 })
+        );
+        let err = reply_payload(Err("bad".into()), None);
+        assert_eq!(err, json!({ "status": "error", "error": "bad" }));
+    }
+}

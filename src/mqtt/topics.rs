@@ -1,0 +1,120 @@
+//! Every topic string is built and parsed here.
+
+/// A command topic under the base, as the gateway understands it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandTopic {
+    Profile,
+    App(String),
+    Device,
+    Radio,
+    Network,
+}
+
+#[derive(Debug, Clone)]
+pub struct Topics {
+    base: String,
+}
+
+/// Makes an app name usable as one topic level (no wildcards, no level separator).
+pub fn topic_level(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            if matches!(c, '/' | '+' | '#' | '\0') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if cleaned.is_empty() {
+        "_".into()
+    } else {
+        cleaned
+    }
+}
+
+impl Topics {
+    pub fn new(base: &str) -> Topics {
+        Topics {
+            base: base.trim_end_matches('/').to_string(),
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn topic(&self, relative: &str) -> String {
+        format!("{}/{relative}", self.base)
+    }
+
+    pub fn app(&self, name: &str) -> String {
+        format!("{}/app/{}", self.base, topic_level(name))
+    }
+
+    pub fn events(&self) -> String {
+        self.topic("events")
+    }
+
+    /// The filters the gateway subscribes to for commands.
+    pub fn command_filters(&self) -> [String; 2] {
+        [self.topic("+/set"), self.topic("app/+/set")]
+    }
+
+    /// Every command topic's relative part, for clearing retained copies and documentation.
+    pub fn relative<'a>(&self, topic: &'a str) -> Option<&'a str> {
+        topic.strip_prefix(self.base.as_str())?.strip_prefix('/')
+    }
+
+    pub fn parse_command(&self, topic: &str) -> Option<CommandTopic> {
+        let rel = self.relative(topic)?;
+        let parts: Vec<&str> = rel.split('/').collect();
+        match parts.as_slice() {
+            ["profile", "set"] => Some(CommandTopic::Profile),
+            ["device", "set"] => Some(CommandTopic::Device),
+            ["radio", "set"] => Some(CommandTopic::Radio),
+            ["network", "set"] => Some(CommandTopic::Network),
+            ["app", name, "set"] if !name.is_empty() => {
+                Some(CommandTopic::App((*name).to_string()))
+            }
+            _ => None,
+        }
+    }
+
+    /// `B/response/<same relative topic>`.
+    pub fn response_for(&self, command_topic: &str) -> String {
+        let rel = self.relative(command_topic).unwrap_or(command_topic);
+        format!("{}/response/{rel}", self.base)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_command_topics_and_builds_responses() {
+        let t = Topics::new("lps/edge");
+        assert_eq!(
+            t.parse_command("lps/edge/profile/set"),
+            Some(CommandTopic::Profile)
+        );
+        assert_eq!(
+            t.parse_command("lps/edge/app/vision/set"),
+            Some(CommandTopic::App("vision".into()))
+        );
+        assert_eq!(
+            t.parse_command("lps/edge/device/set"),
+            Some(CommandTopic::Device)
+        );
+        assert_eq!(t.parse_command("lps/edge/app/set"), None);
+        assert_eq!(t.parse_command("lps/edge/apps"), None);
+        assert_eq!(t.parse_command("other/profile/set"), None);
+        assert_eq!(
+            t.response_for("lps/edge/app/vision/set"),
+            "lps/edge/response/app/vision/set"
+        );
+        assert_eq!(t.app("a/b+c#"), "lps/edge/app/a_b_c_");
+    }
+}

@@ -1,0 +1,4 @@
+//! Telemetry: JSON views of the state and the task that publishes them to MQTT.
+
+pub mod publish;
+pub mod views;

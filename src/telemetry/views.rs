@@ -1,0 +1,178 @@
+//! JSON views of the state: what the retained MQTT topics (and later the REST API) show.
+
+use crate::state::{
+    boot_order_name, AppTarget, BootEntry, Command, CommandKind, Outcome, Serve, State,
+};
+use serde_json::{json, Map, Value};
+use std::time::{Duration, UNIX_EPOCH};
+
+pub fn rfc3339_ms(unix_ms: u64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(unix_ms)).to_string()
+}
+
+fn outcome(o: &Outcome) -> Value {
+    match o {
+        Outcome::Pending => json!({ "status": "pending" }),
+        Outcome::Applied => json!({ "status": "applied" }),
+        Outcome::Failed(e) => json!({ "status": "failed", "error": e }),
+    }
+}
+
+pub fn command(cmd: &Command) -> Value {
+    serde_json::to_value(cmd).unwrap_or(Value::Null)
+}
+
+pub fn eve(state: &State) -> Value {
+    json!({
+        "state": if state.eve.online { "online" } else { "offline" },
+        "last_seen": state.eve.last_seen_ms.map(rfc3339_ms),
+    })
+}
+
+pub fn device(state: &State) -> Value {
+    let mut body = match &state.reports.device {
+        Some(Value::Object(report)) => report.clone(),
+        _ => Map::new(),
+    };
+    let mut open = state.open_device_commands();
+    body.insert(
+        "command".into(),
+        open.next().map(command).unwrap_or(Value::Null),
+    );
+    body.insert(
+        "queued_commands".into(),
+        Value::Array(open.map(command).collect()),
+    );
+    Value::Object(body)
+}
+
+fn target_matches(target: &AppTarget, id: &str, name: &str) -> bool {
+    if target.id.is_empty() {
+        target.name == name
+    } else {
+        target.id.eq_ignore_ascii_case(id)
+    }
+}
+
+fn app_command<'a>(state: &'a State, id: &str, name: &str) -> Option<&'a Command> {
+    state
+        .commands
+        .values()
+        .rev()
+        .find(|c| matches!(&c.kind, CommandKind::App { app, .. } if target_matches(app, id, name)))
+}
+
+fn boot_entry<'a>(state: &'a State, id: &str, name: &str) -> Option<&'a BootEntry> {
+    let boot = &state.meta.desired.boot;
+    if boot.serve == Serve::Unset {
+        return None;
+    }
+    boot.entries
+        .values()
+        .find(|e| target_matches(&e.app, id, name))
+}
+
+/// One app: EVE's report plus boot order, the desired override and the latest command.
+pub fn app(state: &State, id: &str, name: &str, info: &Value) -> Value {
+    let mut body = match info {
+        Value::Object(map) => map.clone(),
+        _ => Map::new(),
+    };
+    body.insert("id".into(), json!(id));
+    body.insert("name".into(), json!(name));
+    let reported = state
+        .reports
+        .boot
+        .as_ref()
+        .and_then(|list| list.iter().find(|b| b.id.eq_ignore_ascii_case(id)));
+    body.insert(
+        "boot_order".into(),
+        reported.map(|b| json!(b.boot_order)).unwrap_or(Value::Null),
+    );
+    body.insert(
+        "boot_source".into(),
+        reported.map(|b| json!(b.source)).unwrap_or(Value::Null),
+    );
+    body.insert(
+        "boot_desired".into(),
+        boot_entry(state, id, name)
+            .map(|e| json!(boot_order_name(e.choice)))
+            .unwrap_or(Value::Null),
+    );
+    body.insert(
+        "command".into(),
+        app_command(state, id, name)
+            .map(command)
+            .unwrap_or(Value::Null),
+    );
+    Value::Object(body)
+}
+
+/// Every reported app as (topic name, view).
+pub fn apps(state: &State) -> Vec<(String, Value)> {
+    let Some(list) = &state.reports.apps else {
+        return Vec::new();
+    };
+    list.iter()
+        .map(|a| {
+            let name = if a.name.is_empty() {
+                a.id.clone()
+            } else {
+                a.name.clone()
+            };
+            (name, app(state, &a.id, &a.name, &a.info))
+        })
+        .collect()
+}
+
+/// `B/apps`: a short summary per app.
+pub fn apps_summary(state: &State) -> Value {
+    Value::Array(
+        apps(state)
+            .into_iter()
+            .map(|(_, v)| {
+                json!({
+                    "id": v["id"], "name": v["name"], "state": v.get("state").cloned().unwrap_or(Value::Null),
+                    "version": v.get("version").cloned().unwrap_or(Value::Null),
+                    "command": v["command"].get("lifecycle").map(|_| json!({
+                        "id": v["command"]["id"], "action": v["command"]["action"], "lifecycle": v["command"]["lifecycle"],
+                    })).unwrap_or(Value::Null),
+                })
+            })
+            .collect(),
+    )
+}
+
+pub fn profile(state: &State) -> Value {
+    let p = &state.meta.desired.profile;
+    json!({
+        "desired": p.name,
+        "fetched": p.fetched,
+        "set_at": (p.set_at_ms != 0).then(|| rfc3339_ms(p.set_at_ms)),
+    })
+}
+
+pub fn radio(state: &State) -> Value {
+    let r = &state.meta.desired.radio;
+    let desired = (r.serve != Serve::Unset).then(|| {
+        let mut v = outcome(&r.outcome);
+        v["radio_silence"] = json!(r.radio_silence);
+        v
+    });
+    json!({ "desired": desired, "reported": state.reports.radio })
+}
+
+pub fn network(state: &State) -> Value {
+    let n = &state.meta.desired.network;
+    let desired = (n.serve != Serve::Unset || n.outcome != Outcome::Pending).then(|| {
+        let mut v = outcome(&n.outcome);
+        v["ports"] = Value::Array(n.ports.iter().map(|p| p.config.clone()).collect());
+        v["reverting"] = json!(n.serve == Serve::Clearing);
+        v
+    });
+    json!({ "desired": desired, "reported": state.reports.network })
+}
+
+pub fn location(state: &State) -> Value {
+    state.reports.location.clone().unwrap_or(Value::Null)
+}

@@ -1,0 +1,141 @@
+//! Test harness: a real gateway on ephemeral ports with a real data dir, a real MQTT client, and
+//! raw EVE requests. Every wait has a deadline; nothing sleeps blindly.
+#![allow(dead_code)]
+
+pub mod mqtt;
+
+use lps_bridge::app::{self, Running};
+use lps_bridge::config::{Config, Settings};
+use prost::Message;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Patience for asynchronous propagation (raise with LPS_TEST_PATIENCE_MS on slow machines).
+pub fn patience() -> Duration {
+    let ms = std::env::var("LPS_TEST_PATIENCE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(15_000);
+    Duration::from_millis(ms)
+}
+
+/// A free TCP port on loopback (rumqttd cannot report the port it bound, so we choose it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub const TOKEN: &str = "test-token";
+
+/// A config for tests: everything on loopback, a fast signal pacer, the given data dir.
+pub fn test_config(dir: &Path) -> Config {
+    let mut c = Config::default();
+    c.lps.listen = "127.0.0.1:0".into();
+    c.lps.server_token = TOKEN.into();
+    c.lps.signal_interval = Duration::from_millis(200);
+    c.lps.eve_offline_after = Duration::from_secs(2);
+    c.mqtt.listen = format!("127.0.0.1:{}", free_port());
+    c.operator.listen = "127.0.0.1:0".into();
+    c.store.dir = dir.to_path_buf();
+    c
+}
+
+pub struct TestGateway {
+    pub running: Option<Running>,
+    pub lps: String,
+    pub mqtt_port: u16,
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl TestGateway {
+    pub async fn start() -> TestGateway {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestGateway {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut config = test_config(tmp.path());
+        tweak(&mut config);
+        let mut gw = Self::start_config(config).await;
+        gw._tmp = Some(tmp);
+        gw
+    }
+
+    pub async fn start_config(config: Config) -> TestGateway {
+        let dir = config.store.dir.clone();
+        let settings: Settings = config.validate().unwrap();
+        let mqtt_port = settings.mqtt_listen.map(|a| a.port()).unwrap_or(0);
+        let running = app::start(settings).await.unwrap();
+        let lps = format!("http://{}", running.lps_addr);
+        TestGateway {
+            running: Some(running),
+            lps,
+            mqtt_port,
+            dir,
+            _tmp: None,
+        }
+    }
+
+    pub fn running(&self) -> &Running {
+        self.running.as_ref().unwrap()
+    }
+
+    pub fn lps_addr(&self) -> SocketAddr {
+        self.running().lps_addr
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+    }
+}
+
+/// A raw EVE-style request: protobuf body, EVE's content type, a request id.
+pub async fn eve_post<M: Message>(base: &str, endpoint: &str, msg: &M) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{base}/api/v1/{endpoint}"))
+        .header("Content-Type", "application/x-proto-binary")
+        .header("X-Request-Id", uuid::Uuid::new_v4().to_string())
+        .body(msg.encode_to_vec())
+        .send()
+        .await
+        .unwrap()
+}
+
+pub async fn eve_get(base: &str, endpoint: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(format!("{base}/api/v1/{endpoint}"))
+        .send()
+        .await
+        .unwrap()
+}
+
+pub async fn decode<M: Message + Default>(resp: reqwest::Response) -> M {
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/x-proto-binary");
+    M::decode(resp.bytes().await.unwrap()).unwrap()
+}
+
+/// Polls `check` until it returns Some, or panics with `what` after the patience.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + patience();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
