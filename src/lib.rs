@@ -4,12 +4,12 @@
 //! - `eve`: the protobuf types of EVE's LPS API, generated from `proto/` (edge only).
 //! - `simulator`: an EVE node that polls an LPS the way EVE does (test peer and demo).
 
+pub mod app;
 pub mod config;
 pub mod eve;
+pub mod lps;
+pub mod mqtt;
 pub mod simulator;
 pub mod state;
 pub mod store;
-pub mod lps;
-pub mod mqtt;
 pub mod telemetry;
-pub mod app;

@@ -19,6 +19,9 @@ enum Command {
     Run {
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Overrides `store.dir` (handy when /var/lib is not writable).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Simulate an EVE node polling an LPS (for tests and demos).
     SimulateEve {
@@ -53,7 +56,17 @@ enum Command {
 const EXIT_CONFIG: u8 = 64;
 
 fn load(path: Option<&std::path::Path>) -> Result<Settings, String> {
+    load_with(path, None)
+}
+
+fn load_with(
+    path: Option<&std::path::Path>,
+    data_dir: Option<PathBuf>,
+) -> Result<Settings, String> {
     let mut config = Config::load(path).map_err(|e| e.to_string())?;
+    if let Some(dir) = data_dir {
+        config.store.dir = dir;
+    }
     config.apply_env(|k| std::env::var(k).ok());
     config.validate().map_err(|e| e.to_string())
 }
@@ -61,7 +74,10 @@ fn load(path: Option<&std::path::Path>) -> Result<Settings, String> {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -74,16 +90,19 @@ fn runtime() -> tokio::runtime::Runtime {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config } => {
+        Command::Run { config, data_dir } => {
             init_logging();
-            let settings = match load(config.as_deref()) {
+            let settings = match load_with(config.as_deref(), data_dir) {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("lps-bridge: {e}");
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
-            match runtime().block_on(lps_bridge::app::run(settings, lps_bridge::app::shutdown_signal())) {
+            match runtime().block_on(lps_bridge::app::run(
+                settings,
+                lps_bridge::app::shutdown_signal(),
+            )) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("lps-bridge: {e:#}");

@@ -21,26 +21,26 @@ fn decode<M: Message + Default>(
     endpoint: &str,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<M, Response> {
+) -> Result<M, Box<Response>> {
     if state.disabled.contains(endpoint) {
-        return Err(respond::error(
+        return Err(Box::new(respond::error(
             StatusCode::NOT_FOUND,
             format!("endpoint {endpoint} is disabled in config"),
-        ));
+        )));
     }
     let body = body.map_err(|rejection| {
         let status = rejection.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             tracing::warn!(endpoint, "request body over lps.max_body_bytes refused");
-            respond::error(
+            Box::new(respond::error(
                 status,
                 format!("{endpoint}: request body is larger than lps.max_body_bytes"),
-            )
+            ))
         } else {
-            respond::error(
+            Box::new(respond::error(
                 status,
                 format!("{endpoint}: cannot read request body: {rejection}"),
-            )
+            ))
         }
     })?;
     let content_type = headers
@@ -59,7 +59,7 @@ fn decode<M: Message + Default>(
     }
     M::decode(body).map_err(|err| {
         tracing::warn!(endpoint, %err, "undecodable protobuf body");
-        respond::error(
+        Box::new(respond::error(
             StatusCode::BAD_REQUEST,
             format!(
                 "{endpoint}: body is not a valid {}: {err}",
@@ -68,21 +68,21 @@ fn decode<M: Message + Default>(
                     .next()
                     .unwrap_or("message")
             ),
-        )
+        ))
     })
 }
 
-async fn submit(state: &LpsState, request: EveRequest) -> Result<Reply, Response> {
+async fn submit(state: &LpsState, request: EveRequest) -> Result<Reply, Box<Response>> {
     state
         .store
         .submit(Input::Eve(request))
         .await
         .map_err(|err| {
             tracing::error!(%err, "store refused an EVE request");
-            respond::error(
+            Box::new(respond::error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("store unavailable: {err}"),
-            )
+            ))
         })
 }
 
@@ -95,7 +95,7 @@ macro_rules! try_response {
     ($e:expr) => {
         match $e {
             Ok(v) => v,
-            Err(response) => return response,
+            Err(response) => return *response,
         }
     };
 }

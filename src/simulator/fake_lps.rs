@@ -306,9 +306,13 @@ async fn signal_triggers_an_immediate_poll() {
     let (lps, url) = start_lps().await;
     // Real timing: without the signal the profile poll would take a minute.
     let sim = sim(&url, 1.0, "");
-    sim.wait_for(|s| s.signal.streams_opened >= 1, WAIT)
-        .await
-        .expect("stream open");
+    // The stream is open and the first (immediate) profile poll is done.
+    sim.wait_for(
+        |s| s.signal.streams_opened >= 1 && s.counters(Endpoint::LocalProfile).requests >= 1,
+        WAIT,
+    )
+    .await
+    .expect("stream open");
     lps.with(|s| {
         s.profile = Some(LocalProfile {
             local_profile: "day".into(),

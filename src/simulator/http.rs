@@ -12,6 +12,8 @@ use super::options::{real, Timing};
 use super::snapshot::Endpoint;
 
 pub(crate) const PROTO_CONTENT_TYPE: &str = "application/x-proto-binary";
+/// What EVE records when a 200 body carries the wrong token.
+pub(crate) const INVALID_TOKEN: &str = "invalid token submitted by LPS";
 /// EVE reads bodies without a limit; the simulator stops somewhere sane.
 const MAX_BODY: usize = 16 << 20;
 

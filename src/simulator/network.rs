@@ -5,6 +5,7 @@
 
 use std::net::IpAddr;
 
+use super::http::INVALID_TOKEN;
 use super::node::{now_timestamp, Effect, SimState};
 use super::options::real;
 use super::snapshot::{Endpoint, SimNetwork};
@@ -19,7 +20,6 @@ use crate::eve::profile::{
 const MIN_MTU: u32 = 1280;
 const MAX_MTU: u32 = 65535;
 const DEFAULT_MTU: u32 = 1500;
-pub(crate) const INVALID_TOKEN: &str = "invalid token submitted by LPS";
 
 #[derive(Clone, Debug)]
 pub(crate) struct NetState {
@@ -415,8 +415,8 @@ impl NetState {
             .collect()
     }
 
-    pub fn snapshot(&self) -> SimNetwork {
-        let merged = self.merge(false);
+    pub fn snapshot(&self, radio_silence: bool) -> SimNetwork {
+        let merged = self.merge(radio_silence);
         SimNetwork {
             local_ports: self.local_report(&merged),
             ports: merged.iter().map(|m| m.config.clone()).collect(),
@@ -465,7 +465,7 @@ impl SimState {
         };
         if cfg.server_token != self.token {
             self.counters(Endpoint::Network).token_mismatches += 1;
-            tracing::warn!("sim: network config with a wrong token ignored");
+            self.note_failure(Endpoint::Network, INVALID_TOKEN);
             self.net.last_error = Some(INVALID_TOKEN.to_string());
             self.net.last_rejection = Some(INVALID_TOKEN.to_string());
             return Vec::new();

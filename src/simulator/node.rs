@@ -127,6 +127,20 @@ impl SimState {
         self.endpoints.entry(ep).or_default()
     }
 
+    /// Counts an unusable response; logs the first of a streak as a warning
+    /// (an unreachable LPS would otherwise log every few seconds).
+    pub fn note_failure(&mut self, ep: Endpoint, why: &str) {
+        let c = self.counters(ep);
+        c.failures += 1;
+        c.consecutive_failures += 1;
+        c.last_error = Some(why.to_string());
+        if c.consecutive_failures == 1 {
+            tracing::warn!(endpoint = ep.name(), error = why, "sim: LPS request failed");
+        } else {
+            tracing::debug!(endpoint = ep.name(), error = why, "sim: LPS request failed");
+        }
+    }
+
     /// Records a new command or desired-state change accepted from the LPS.
     pub fn receive(&mut self, endpoint: Endpoint, command: String, app: Option<String>, ts: u64) {
         tracing::info!(
@@ -157,10 +171,8 @@ impl SimState {
         self.radio.after_boot();
         self.location.after_boot();
         tracing::info!(boot_count = self.dev.boot_count, "sim: node booted");
-        let mut effects = self.reconcile_apps();
-        // Zedagent publishes device info at boot, which posts devinfo.
-        effects.push(Effect::Trigger(Endpoint::DevInfo));
-        effects
+        // The supervisor triggers every poll of the new boot.
+        self.reconcile_apps()
     }
 
     pub fn snapshot(&self) -> SimSnapshot {
@@ -179,7 +191,7 @@ impl SimState {
             radio_silence: self.radio.applied,
             radio_desired: self.radio.desired,
             radio_change_in_progress: self.radio.in_progress.is_some(),
-            network: self.net.snapshot(),
+            network: self.net.snapshot(self.radio.applied),
             received: self.received.clone(),
             collect_info: self.collect_info.clone(),
             endpoints: self.endpoints.clone(),
@@ -256,6 +268,20 @@ pub(crate) mod tests {
         );
         let s = state_with("");
         assert!(s.apps.iter().all(|a| a.state == ZSwState::Running));
+    }
+
+    #[test]
+    fn snapshot_serializes_to_readable_json() {
+        let mut s = state_with("day");
+        s.counters(Endpoint::DevInfo).requests = 1;
+        let v = serde_json::to_value(s.snapshot()).unwrap();
+        assert_eq!(v["device_state"], "ZDEVICE_STATE_ONLINE");
+        assert_eq!(v["last_boot_reason"], "BOOT_REASON_FIRST");
+        assert_eq!(v["apps"][0]["state"], "RUNNING");
+        assert_eq!(v["apps"][0]["boot_order"], "BOOT_ORDER_UNSPECIFIED");
+        assert_eq!(v["endpoints"]["devinfo"]["requests"], 1);
+        assert_eq!(v["effective_profile"], "day");
+        assert_eq!(v["network"]["ports"][0]["logical_label"], "eth0");
     }
 
     #[test]

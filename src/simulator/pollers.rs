@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use prost::Message;
 
-use super::http::{decode, HttpError, Reply};
+use super::http::{decode, HttpError, Reply, INVALID_TOKEN};
 use super::node::SimState;
 use super::options::real;
 use super::runtime::{Node, Session};
@@ -28,7 +28,8 @@ pub(crate) const POLLED: [Endpoint; 7] = [
 ];
 
 pub(crate) async fn run(node: Arc<Node>, ep: Endpoint, session: Arc<Session>) {
-    // appbootinfo runs at once at start; the others on the first tick.
+    // EVE's appbootinfo task polls as soon as it starts; the supervisor
+    // also triggers every poller at boot.
     if ep == Endpoint::AppBootInfo {
         tokio::select! {
             _ = session.token.cancelled() => return,
@@ -62,7 +63,8 @@ fn interval(node: &Node, ep: Endpoint) -> Duration {
             t.scale(real::LOCATION_THROTTLED)
         }
         Endpoint::Location => t.location_jittered(real::LOCATION),
-        Endpoint::Signal => t.jittered(real::RADIO),
+        // Not polled: the stream task in signal.rs owns it.
+        Endpoint::Signal => Duration::MAX,
     }
 }
 
@@ -97,17 +99,12 @@ fn record(s: &mut SimState, ep: Endpoint, result: &Result<Reply, HttpError>) {
     let key = status.map_or_else(|| "error".to_string(), |s| s.to_string());
     *c.statuses.entry(key).or_default() += 1;
     c.last_status = status;
-    if let Err(e) = result {
-        fail(s, ep, &e.message);
+    tracing::debug!(endpoint = ep.name(), status = ?status, "sim: LPS exchange");
+    match result {
+        Ok(_) => c.consecutive_failures = 0,
+        // 404 on the POST endpoints is only logged by EVE (spec §1).
+        Err(e) => s.note_failure(ep, &e.message),
     }
-}
-
-fn fail(s: &mut SimState, ep: Endpoint, why: &str) {
-    // 404 on the POST endpoints is only logged by EVE (see spec §1).
-    tracing::debug!(endpoint = ep.name(), error = why, "sim: poll failed");
-    let c = s.counters(ep);
-    c.failures += 1;
-    c.last_error = Some(why.to_string());
 }
 
 /// Checks the token of a 200 body; a mismatch means "ignore the response".
@@ -116,10 +113,8 @@ fn token_ok(node: &Node, ep: Endpoint, token: &str) -> bool {
         if token == s.token {
             return true;
         }
-        tracing::warn!(endpoint = ep.name(), "sim: invalid token submitted by LPS");
-        let c = s.counters(ep);
-        c.token_mismatches += 1;
-        c.last_error = Some(super::network::INVALID_TOKEN.to_string());
+        s.counters(ep).token_mismatches += 1;
+        s.note_failure(ep, INVALID_TOKEN);
         false
     })
 }
@@ -163,7 +158,7 @@ fn finish<M: Message + Default>(
             return match decode::<M>(&reply) {
                 Ok(m) => Outcome::Body(m),
                 Err(why) => {
-                    fail(s, ep, &why);
+                    s.note_failure(ep, &why);
                     Outcome::Failed
                 }
             };
@@ -171,11 +166,7 @@ fn finish<M: Message + Default>(
         if reply.status == 204 && no_content_ok {
             return Outcome::NoContent;
         }
-        fail(
-            s,
-            ep,
-            &format!("wrong response status code: {}", reply.status),
-        );
+        s.note_failure(ep, &format!("wrong response status code: {}", reply.status));
         Outcome::Failed
     })
 }
@@ -264,8 +255,7 @@ async fn poll_location(node: &Arc<Node>) {
         };
         if let Some(st) = status.filter(|st| !matches!(st, 200 | 201 | 204 | 404)) {
             if result.is_ok() {
-                fail(
-                    s,
+                s.note_failure(
                     Endpoint::Location,
                     &format!("wrong response status code: {st}"),
                 );

@@ -159,6 +159,15 @@ pub(crate) async fn supervise(node: Arc<Node>, root: CancellationToken) {
         if booting_after_reboot {
             node.apply(|s| s.boot_after_reboot());
         }
+        // At every boot EVE's UpdateLpsConfig sees the LPS address appear
+        // and polls every endpoint at once (location has no trigger).
+        node.exec(
+            pollers::POLLED
+                .into_iter()
+                .filter(|&ep| ep != Endpoint::Location)
+                .map(Effect::Trigger)
+                .collect(),
+        );
 
         let going_down = loop {
             tokio::select! {

@@ -225,15 +225,12 @@ async fn open(node: &Node) -> Opened {
         *c.statuses.entry(key).or_default() += 1;
         c.last_status = status;
         match &result {
-            Ok(r) if r.status().as_u16() == 200 => {}
+            Ok(r) if r.status().as_u16() == 200 => c.consecutive_failures = 0,
             Ok(r) => {
-                c.failures += 1;
-                c.last_error = Some(format!("unexpected status {}", r.status().as_u16()));
+                let why = format!("unexpected status {}", r.status().as_u16());
+                s.note_failure(Endpoint::Signal, &why);
             }
-            Err(e) => {
-                c.failures += 1;
-                c.last_error = Some(e.message.clone());
-            }
+            Err(e) => s.note_failure(Endpoint::Signal, &e.message),
         }
     });
     match result {

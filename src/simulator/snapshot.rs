@@ -9,16 +9,24 @@ use crate::eve::info::{BootReason, ZDeviceState, ZSwState};
 use crate::eve::profile::{BootOrderSource, NetworkPortConfig, NetworkPortStatus};
 
 /// The LPS endpoints EVE talks to.
+/// Serialized as the last segment of its path (`appinfo`, `local_profile`, ...).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
 pub enum Endpoint {
+    #[serde(rename = "local_profile")]
     LocalProfile,
+    #[serde(rename = "radio")]
     Radio,
+    #[serde(rename = "appinfo")]
     AppInfo,
+    #[serde(rename = "appbootinfo")]
     AppBootInfo,
+    #[serde(rename = "devinfo")]
     DevInfo,
+    #[serde(rename = "network")]
     Network,
+    #[serde(rename = "location")]
     Location,
+    #[serde(rename = "signal")]
     Signal,
 }
 
@@ -187,8 +195,11 @@ pub struct EndpointCounters {
     /// Status code (as text) → count; transport errors count as `"error"`.
     pub statuses: BTreeMap<String, u64>,
     pub token_mismatches: u64,
-    /// Responses that were not usable: bad status, header or body.
+    /// Responses that were not usable: transport error, bad status, header,
+    /// body or token.
     pub failures: u64,
+    /// Failures since the last usable response.
+    pub consecutive_failures: u64,
     pub last_status: Option<u16>,
     pub last_error: Option<String>,
 }
