@@ -15,7 +15,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -28,7 +27,7 @@ pub struct Running {
     shutdown: CancellationToken,
     store_stop: CancellationToken,
     servers: TaskTracker,
-    store_task: JoinHandle<()>,
+    store_task: store::StoreTask,
 }
 
 async fn bind(what: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -151,7 +150,7 @@ impl Running {
             tracing::warn!("servers did not stop within 5 s");
         }
         self.store_stop.cancel();
-        let _ = self.store_task.await;
+        self.store_task.await;
     }
 }
 

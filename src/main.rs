@@ -110,7 +110,40 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::SimulateEve { .. } => ExitCode::FAILURE,
+        Command::SimulateEve {
+            lps,
+            token,
+            apps,
+            speed,
+            global_profile,
+            device_uuid,
+        } => {
+            init_logging();
+            let apps = match lps_bridge::simulator::AppSpec::parse_list(&apps) {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("lps-bridge simulate-eve: --apps: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            if !(speed.is_finite() && speed > 0.0) {
+                eprintln!("lps-bridge simulate-eve: --speed must be a positive number");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            let opts = lps_bridge::simulator::SimOptions {
+                lps_url: lps,
+                token,
+                apps,
+                speed,
+                device_uuid,
+                global_profile,
+            };
+            runtime().block_on(lps_bridge::simulator::run(
+                opts,
+                lps_bridge::app::shutdown_signal(),
+            ));
+            ExitCode::SUCCESS
+        }
         Command::PrintConfig { config } => match load(config.as_deref()) {
             Ok(s) => {
                 print!("{}", s.config.to_redacted_toml());

@@ -17,10 +17,12 @@ use tokio_stream::StreamExt;
 
 use super::http::PROTO_CONTENT_TYPE;
 use super::{spawn, AppSpec, Endpoint, SimHandle, SimOptions};
+use crate::eve::common::{BootOrder, NetworkConfigOrigin};
 use crate::eve::info::{BootReason, ZDeviceState, ZSwState};
 use crate::eve::profile::{
-    app_command, local_dev_cmd, AppCommand, LocalAppCmdList, LocalAppInfoList, LocalDevCmd,
-    LocalDevInfo, LocalProfile, RadioConfig,
+    app_command, local_dev_cmd, AppBootConfig, AppBootConfigList, AppBootInfoList, AppCommand,
+    BootOrderSource, LocalAppCmdList, LocalAppInfoList, LocalDevCmd, LocalDevInfo,
+    LocalNetworkConfig, LocalProfile, NetworkInfo, NetworkPortConfig, RadioConfig, RadioStatus,
 };
 
 const TOKEN: &str = "secret";
@@ -31,6 +33,8 @@ struct Script {
     radio: Option<RadioConfig>,
     app_cmds: Option<LocalAppCmdList>,
     dev_cmd: Option<LocalDevCmd>,
+    boot: Option<AppBootConfigList>,
+    network: Option<LocalNetworkConfig>,
     /// Answer local_profile with this content type instead.
     profile_content_type: Option<&'static str>,
     /// Every request: (path, body).
@@ -97,6 +101,8 @@ async fn start_lps() -> (Lps, String) {
                 "/api/v1/radio" => proto(&s.radio),
                 "/api/v1/appinfo" => proto(&s.app_cmds),
                 "/api/v1/devinfo" => proto(&s.dev_cmd),
+                "/api/v1/appbootinfo" => proto(&s.boot),
+                "/api/v1/network" => proto(&s.network),
                 _ => StatusCode::NO_CONTENT.into_response(),
             })
         }
@@ -327,5 +333,68 @@ async fn signal_triggers_an_immediate_poll() {
         .await
         .expect("profile fetched on signal");
     assert_eq!(snap.signal.accepted, 1);
+    sim.stop().await;
+}
+
+/// Polls `lps` until its last body on `path` satisfies `pred`.
+async fn until_reported<M: Message + Default>(lps: &Lps, path: &str, pred: impl Fn(&M) -> bool) {
+    tokio::time::timeout(WAIT, async {
+        while !lps.last_body::<M>(path).is_some_and(|m| pred(&m)) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{path} never reported the expected state"));
+}
+
+#[tokio::test]
+async fn desired_state_endpoints_over_http() {
+    let (lps, url) = start_lps().await;
+    let sim = sim(&url, 60.0, "");
+    lps.with(|s| {
+        s.radio = Some(RadioConfig {
+            server_token: TOKEN.into(),
+            radio_silence: true,
+        });
+        s.boot = Some(AppBootConfigList {
+            server_token: TOKEN.into(),
+            app_configs: vec![AppBootConfig {
+                id: String::new(),
+                displayname: "vision".into(),
+                usb_boot: BootOrder::Usb as i32,
+            }],
+        });
+        s.network = Some(LocalNetworkConfig {
+            server_token: TOKEN.into(),
+            ports: vec![NetworkPortConfig {
+                logical_label: "eth1".into(),
+                ip_addresses: vec!["10.30.0.5/24".into()],
+                mtu: 1400,
+                ..Default::default()
+            }],
+        });
+    });
+    until_reported::<RadioStatus>(&lps, "/api/v1/radio", |r| r.radio_silence).await;
+    until_reported::<AppBootInfoList>(&lps, "/api/v1/appbootinfo", |l| {
+        l.apps_boot_info.iter().any(|a| {
+            a.displayname == "vision"
+                && a.boot_order == BootOrder::Usb as i32
+                && a.source == BootOrderSource::Lps as i32
+        })
+    })
+    .await;
+    until_reported::<NetworkInfo>(&lps, "/api/v1/network", |n| {
+        n.latest_config.iter().any(|p| {
+            p.logical_label == "eth1"
+                && p.mtu == 1400
+                && p.config_source.as_ref().map(|c| c.origin)
+                    == Some(NetworkConfigOrigin::Lps as i32)
+        }) && n.local_config.as_ref().is_some_and(|l| l.ports.len() == 1)
+    })
+    .await;
+    let snap = sim.snapshot();
+    assert!(snap.radio_silence);
+    assert_eq!(snap.app("vision").unwrap().boot_order, BootOrder::Usb);
+    assert_eq!(snap.network.local_ports.len(), 1);
     sim.stop().await;
 }

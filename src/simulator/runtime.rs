@@ -108,6 +108,8 @@ impl Node {
         let token = session.token.clone();
         tokio::spawn(async move {
             tokio::select! {
+                // A timer of a boot that already ended must not fire.
+                biased;
                 _ = token.cancelled() => {}
                 _ = tokio::time::sleep(after) => f(&node),
             }

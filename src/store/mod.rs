@@ -128,12 +128,28 @@ impl StoreHandle {
     }
 }
 
-/// Opens the store in `dir`, loads the state and spawns the actor.
+/// Resolves when the store actor has stopped (after its last commit).
+pub struct StoreTask {
+    done: oneshot::Receiver<()>,
+}
+
+impl std::future::Future for StoreTask {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        std::pin::Pin::new(&mut self.done).poll(cx).map(|_| ())
+    }
+}
+
+/// Opens the store in `dir`, loads the state and starts the actor on its own thread.
 pub fn start(
     dir: &Path,
     limits: Limits,
     shutdown: CancellationToken,
-) -> Result<(StoreHandle, tokio::task::JoinHandle<()>), StoreError> {
+) -> Result<(StoreHandle, StoreTask), StoreError> {
     let disk = disk::Disk::open(dir)?;
     let state = disk.load(limits)?;
     let (inputs_tx, inputs_rx) = mpsc::channel(1024);
@@ -149,7 +165,22 @@ pub fn start(
         changes_tx: changes_tx.clone(),
         write_latency: write_stats.clone(),
     };
-    let task = tokio::spawn(actor.run(shutdown));
+    // The actor fsyncs on every commit: it gets its own thread so no async worker ever blocks.
+    let (done_tx, done_rx) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("store".into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(actor.run(shutdown)),
+                Err(err) => tracing::error!(%err, "cannot start the store thread's runtime"),
+            }
+            let _ = done_tx.send(());
+        })
+        .map_err(|e| StoreError::Open(dir.to_path_buf(), e.to_string()))?;
+    let task = StoreTask { done: done_rx };
     Ok((
         StoreHandle {
             inputs_tx,
@@ -198,7 +229,7 @@ mod tests {
             .await
             .unwrap();
         token.cancel();
-        task.await.unwrap();
+        task.await;
         drop(store);
 
         let (store, _task) = start(dir.path(), limits(), CancellationToken::new()).unwrap();
