@@ -80,7 +80,18 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         .map(|l| l.local_addr())
         .transpose()?;
 
-    let publisher = mqtt::start(&settings, store.clone())?;
+    let topics = Topics::new(&config.mqtt.base_topic);
+    let publisher = mqtt::Publisher::default();
+    let (incoming_tx, incoming_rx) = tokio::sync::mpsc::channel(1024);
+    let filters = topics.command_filters().to_vec();
+    mqtt::start_embedded(&settings, &publisher, filters, incoming_tx)?;
+    tokio::spawn(mqtt::run_ingress(
+        incoming_rx,
+        store.clone(),
+        topics.clone(),
+        publisher.clone(),
+        None,
+    ));
     let servers = TaskTracker::new();
     if publisher.is_connected() {
         let features = json!({
@@ -88,7 +99,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             "mqtt5": settings.mqtt_listen_v5.is_some(),
             "signal": !config.lps.disabled_endpoints.iter().any(|e| e == "signal"),
         });
-        let telemetry = Telemetry::new(Topics::new(&config.mqtt.base_topic), publisher);
+        let telemetry = Telemetry::new(topics, publisher);
         servers.spawn(telemetry::run(
             telemetry,
             store.clone(),

@@ -1,9 +1,9 @@
 //! Command topics → intents → the store → one reply per command.
 
-use super::commands::{self, Parsed};
 use super::link::Incoming;
 use super::topics::Topics;
 use super::{Outgoing, Publisher};
+use crate::commands::{self, Parsed};
 use crate::state::{Input, Reply};
 use crate::store::StoreHandle;
 use serde_json::{json, Value};
@@ -49,14 +49,26 @@ fn send_reply(publisher: &Publisher, topics: &Topics, msg: &Incoming, body: &Val
     }
 }
 
-/// Handles command messages until the link closes.
+/// Where messages on non-command topics go (bridge rules): the filters and the channel.
+pub type RuleRoute = (Vec<String>, mpsc::Sender<Incoming>);
+
+/// Handles command messages until every broker link closes; hands rule topics to the rules.
 pub async fn run(
     mut incoming: mpsc::Receiver<Incoming>,
     store: StoreHandle,
     topics: Topics,
     publisher: Publisher,
+    rules: Option<RuleRoute>,
 ) {
     while let Some(msg) = incoming.recv().await {
+        if let Some((filters, rules_tx)) = &rules {
+            if filters
+                .iter()
+                .any(|f| super::topics::filter_matches(f, &msg.topic).is_some())
+            {
+                let _ = rules_tx.send(msg.clone()).await;
+            }
+        }
         let Some(topic) = topics.parse_command(&msg.topic) else {
             continue;
         };

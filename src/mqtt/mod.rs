@@ -1,20 +1,20 @@
-//! MQTT: the embedded broker, the gateway's link into it, command ingress, and the publisher
-//! that telemetry and replies go through.
+//! MQTT: the embedded broker and the gateway's link into it, command ingress, and the publisher
+//! that telemetry and replies go through (to every connected broker).
 
 mod broker;
-pub mod commands;
 mod ingress;
 mod link;
 pub mod topics;
 
 pub use broker::BrokerError;
-pub use ingress::reply_payload;
+pub use ingress::{reply_payload, run as run_ingress};
+pub use link::Incoming;
 
 use crate::config::Settings;
-use crate::store::StoreHandle;
 use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
-use topics::Topics;
 
 /// One message to publish.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,42 +51,94 @@ impl Outgoing {
     }
 }
 
-/// Sends to every connected broker (today the embedded one). Never blocks.
+#[derive(Default)]
+struct Shared {
+    sinks: Mutex<Vec<mpsc::UnboundedSender<Outgoing>>>,
+    /// Everything retained we published, so a broker that (re)connects can be given all of it.
+    retained: Mutex<BTreeMap<String, Bytes>>,
+}
+
+/// Sends to every connected broker. Cheap to clone; never blocks.
 #[derive(Clone, Default)]
 pub struct Publisher {
-    sinks: Vec<mpsc::UnboundedSender<Outgoing>>,
+    shared: Arc<Shared>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Publisher {
     pub fn publish(&self, out: Outgoing) {
-        for sink in &self.sinks {
-            let _ = sink.send(out.clone());
+        if out.retain {
+            let mut retained = lock(&self.shared.retained);
+            if out.payload.is_empty() {
+                retained.remove(&out.topic);
+            } else {
+                retained.insert(out.topic.clone(), out.payload.clone());
+            }
         }
+        lock(&self.shared.sinks).retain(|sink| sink.send(out.clone()).is_ok());
+    }
+
+    /// A new broker connection: receives everything published from now on.
+    pub fn add_sink(&self) -> mpsc::UnboundedReceiver<Outgoing> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.shared.sinks).push(tx);
+        rx
+    }
+
+    /// The full retained state as messages, for a broker that just (re)connected.
+    pub fn retained(&self) -> Vec<Outgoing> {
+        lock(&self.shared.retained)
+            .iter()
+            .map(|(topic, payload)| Outgoing::retained(topic.clone(), payload.clone()))
+            .collect()
     }
 
     pub fn is_connected(&self) -> bool {
-        !self.sinks.is_empty()
+        !lock(&self.shared.sinks).is_empty()
     }
 }
 
-/// Starts the embedded broker (when `mqtt.listen` is set) and command ingress.
-pub fn start(settings: &Settings, store: StoreHandle) -> Result<Publisher, BrokerError> {
+/// Starts the embedded broker when `mqtt.listen` is set: subscribes `filters` and feeds what
+/// arrives on them into `incoming`. Returns whether it started.
+pub fn start_embedded(
+    settings: &Settings,
+    publisher: &Publisher,
+    filters: Vec<String>,
+    incoming: mpsc::Sender<Incoming>,
+) -> Result<bool, BrokerError> {
     let Some(listen) = settings.mqtt_listen else {
         tracing::info!("mqtt.listen is empty: the embedded broker is off");
-        return Ok(Publisher::default());
+        return Ok(false);
     };
     let cfg = &settings.config.mqtt;
-    let topics = Topics::new(&cfg.base_topic);
     let (link_tx, link_rx) = broker::start(cfg, listen, settings.mqtt_listen_v5)?;
-    let (out_tx, out_rx) = mpsc::unbounded_channel();
-    link::spawn_writer(link_tx, topics.command_filters().to_vec(), out_rx)
-        .map_err(BrokerError::Thread)?;
-    let publisher = Publisher {
-        sinks: vec![out_tx],
-    };
-    let (in_tx, in_rx) = mpsc::channel(1024);
-    tokio::spawn(link::run_reader(link_rx, in_tx));
-    tokio::spawn(ingress::run(in_rx, store, topics, publisher.clone()));
+    link::spawn_writer(link_tx, filters, publisher.add_sink()).map_err(BrokerError::Thread)?;
+    tokio::spawn(link::run_reader(link_rx, incoming));
     tracing::info!(%listen, v5 = ?settings.mqtt_listen_v5, "embedded MQTT broker listening");
-    Ok(publisher)
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retained_cache_follows_publishes_and_clears() {
+        let p = Publisher::default();
+        let mut rx = p.add_sink();
+        p.publish(Outgoing::retained("a".into(), Bytes::from_static(b"1")));
+        p.publish(Outgoing::message("e".into(), Bytes::from_static(b"x")));
+        p.publish(Outgoing::retained("b".into(), Bytes::from_static(b"2")));
+        p.publish(Outgoing::clear_retained("a".into()));
+        let topics: Vec<String> = p.retained().into_iter().map(|o| o.topic).collect();
+        assert_eq!(topics, vec!["b"]);
+        let mut got = 0;
+        while rx.try_recv().is_ok() {
+            got += 1;
+        }
+        assert_eq!(got, 4, "every publish reaches every sink");
+    }
 }

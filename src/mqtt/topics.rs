@@ -34,6 +34,53 @@ pub fn topic_level(name: &str) -> String {
     }
 }
 
+/// Matches an MQTT topic filter against a topic name; returns what each `+` matched (in order)
+/// and, for a trailing `#`, the rest of the topic as one last capture.
+pub fn filter_matches(filter: &str, topic: &str) -> Option<Vec<String>> {
+    // Topics starting with $ are not matched by wildcards at the first level (MQTT 4.7.2).
+    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+        return None;
+    }
+    let mut captures = Vec::new();
+    let mut levels = topic.split('/');
+    for f in filter.split('/') {
+        match f {
+            "#" => {
+                // `a/#` also matches `a` itself (the capture is then empty).
+                let rest: Vec<&str> = levels.collect();
+                captures.push(rest.join("/"));
+                return Some(captures);
+            }
+            "+" => captures.push(levels.next()?.to_string()),
+            literal => {
+                if levels.next()? != literal {
+                    return None;
+                }
+            }
+        }
+    }
+    levels.next().is_none().then_some(captures)
+}
+
+/// Checks a subscription filter is well formed (wildcards only as whole levels, `#` last).
+pub fn valid_filter(filter: &str) -> Result<(), String> {
+    if filter.is_empty() {
+        return Err("the topic filter is empty".into());
+    }
+    let levels: Vec<&str> = filter.split('/').collect();
+    for (i, level) in levels.iter().enumerate() {
+        if level.contains('#') && (*level != "#" || i != levels.len() - 1) {
+            return Err(format!(
+                "'{filter}': '#' must be a whole level and the last one"
+            ));
+        }
+        if level.contains('+') && *level != "+" {
+            return Err(format!("'{filter}': '+' must be a whole level"));
+        }
+    }
+    Ok(())
+}
+
 impl Topics {
     pub fn new(base: &str) -> Topics {
         Topics {
@@ -116,5 +163,29 @@ mod tests {
             "lps/edge/response/app/vision/set"
         );
         assert_eq!(t.app("a/b+c#"), "lps/edge/app/a_b_c_");
+    }
+
+    #[test]
+    fn filters_match_and_capture() {
+        assert_eq!(
+            filter_matches("ups/+/status", "ups/ups1/status"),
+            Some(vec!["ups1".to_string()])
+        );
+        assert_eq!(filter_matches("ups/+/status", "ups/ups1/other"), None);
+        assert_eq!(
+            filter_matches("plant/#", "plant/line1/shift"),
+            Some(vec!["line1/shift".to_string()])
+        );
+        assert_eq!(
+            filter_matches("plant/#", "plant"),
+            Some(vec![String::new()])
+        );
+        assert_eq!(filter_matches("a/b", "a/b"), Some(vec![]));
+        assert_eq!(filter_matches("a/b", "a/b/c"), None);
+        assert_eq!(filter_matches("#", "$SYS/x"), None);
+        assert!(valid_filter("a/+/b/#").is_ok());
+        assert!(valid_filter("a/b#").is_err());
+        assert!(valid_filter("a/#/b").is_err());
+        assert!(valid_filter("a+/b").is_err());
     }
 }

@@ -1,6 +1,8 @@
-//! Command payloads → intents. Pure: every refusal says what was wrong and what would be right.
+//! Command payloads → intents, shared by MQTT, the REST API and bridge rules, so that every way in
+//! validates the same way and words its errors the same way. Pure: every refusal says what was
+//! wrong and what would be right.
 
-use super::topics::CommandTopic;
+use crate::mqtt::topics::CommandTopic;
 use crate::state::{AppAction, BootChoice, DeviceAction, Intent, NetworkPort};
 use serde_json::{Map, Value};
 
