@@ -10,6 +10,7 @@ pub mod config;
 pub mod eve;
 pub mod lps;
 pub mod mqtt;
+pub mod rules;
 pub mod simulator;
 pub mod state;
 pub mod store;

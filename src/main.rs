@@ -50,6 +50,8 @@ enum Command {
     },
     /// Check a config file and exit 0 if it is valid.
     CheckConfig { file: PathBuf },
+    /// Read a password on standard input and print its argon2 hash for `[[mqtt.users]] password_hash`.
+    HashPassword,
 }
 
 /// sysexits' EX_USAGE: bad config or arguments.
@@ -154,6 +156,25 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         },
+        Command::HashPassword => {
+            let mut line = String::new();
+            if std::io::stdin().read_line(&mut line).is_err()
+                || line.trim_end_matches(['\r', '\n']).is_empty()
+            {
+                eprintln!("lps-bridge hash-password: give the password on standard input");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            match lps_bridge::mqtt::auth::hash_password(line.trim_end_matches(['\r', '\n'])) {
+                Ok(hash) => {
+                    println!("{hash}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("lps-bridge hash-password: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::CheckConfig { file } => match load(Some(&file)) {
             Ok(_) => {
                 println!("{}: ok", file.display());

@@ -1,7 +1,10 @@
 //! The one TOML config file: typed sections, defaults, environment overrides for secrets, and
 //! validation into errors that name the key. No other module reads the environment.
 
+mod plant;
 mod validate;
+
+pub use plant::{ActionConfig, ExternalBroker, MqttTls, MqttUser, RuleConfig};
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -12,6 +15,9 @@ pub use validate::ConfigError;
 
 /// Environment variable that overrides `lps.server_token`.
 pub const ENV_SERVER_TOKEN: &str = "LPS_BRIDGE_SERVER_TOKEN";
+/// Environment variable that overrides `mqtt.external.password`.
+pub const ENV_MQTT_PASSWORD: &str = "LPS_BRIDGE_MQTT_PASSWORD";
+const REDACTED: &str = "<redacted>";
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -22,6 +28,10 @@ pub struct Config {
     pub store: StoreConfig,
     /// Named profiles offered to operators (free text is accepted too).
     pub profiles: Vec<ProfileEntry>,
+    /// Bridge rules (see `bridge-config/`).
+    pub rules: Vec<RuleConfig>,
+    /// More files of `[[rules]]`, relative to this config file's directory.
+    pub rule_files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,6 +67,14 @@ pub struct MqttConfig {
     /// Commitlog memory per topic filter is segment_bytes × segment_count.
     pub segment_bytes: usize,
     pub segment_count: usize,
+    /// A plant broker to connect to as well (or instead, with `listen = ""`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalBroker>,
+    /// Users of the embedded broker; with none, anonymous clients are allowed.
+    pub users: Vec<MqttUser>,
+    /// An optional TLS listener of the embedded broker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<MqttTls>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -105,6 +123,9 @@ impl Default for MqttConfig {
             max_connections: 200,
             segment_bytes: 1024 * 1024,
             segment_count: 2,
+            external: None,
+            users: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -126,6 +147,14 @@ impl Default for StoreConfig {
     }
 }
 
+/// A file listed in `rule_files`: only `[[rules]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    #[serde(default)]
+    rules: Vec<RuleConfig>,
+}
+
 /// The LPS endpoints, as named in `lps.disabled_endpoints`.
 pub const LPS_ENDPOINTS: [&str; 8] = [
     "local_profile",
@@ -145,6 +174,8 @@ pub struct Settings {
     pub lps_listen: SocketAddr,
     pub mqtt_listen: Option<SocketAddr>,
     pub mqtt_listen_v5: Option<SocketAddr>,
+    /// The embedded broker's TLS listener and its files.
+    pub mqtt_tls: Option<(SocketAddr, MqttTls)>,
     pub operator_listen: Option<SocketAddr>,
 }
 
@@ -154,22 +185,35 @@ impl Config {
         toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))
     }
 
-    /// Loads a file, or the built-in defaults when `path` is `None`.
+    /// Loads a file (and its `rule_files`), or the built-in defaults when `path` is `None`.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        match path {
-            None => Ok(Config::default()),
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| ConfigError::Read(p.display().to_string(), e.to_string()))?;
-                Config::from_toml(&text)
-            }
+        let Some(p) = path else {
+            return Ok(Config::default());
+        };
+        let read = |p: &Path| {
+            std::fs::read_to_string(p)
+                .map_err(|e| ConfigError::Read(p.display().to_string(), e.to_string()))
+        };
+        let mut config = Config::from_toml(&read(p)?)?;
+        let base = p.parent().unwrap_or(Path::new("."));
+        for file in config.rule_files.clone() {
+            let file = base.join(file);
+            let extra: RuleFile = toml::from_str(&read(&file)?)
+                .map_err(|e| ConfigError::Parse(format!("{}: {e}", file.display())))?;
+            config.rules.extend(extra.rules);
         }
+        Ok(config)
     }
 
     /// Applies environment overrides for secrets; `lookup` is `std::env::var` outside tests.
     pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) {
         if let Some(token) = lookup(ENV_SERVER_TOKEN) {
             self.lps.server_token = token;
+        }
+        if let (Some(external), Some(password)) =
+            (&mut self.mqtt.external, lookup(ENV_MQTT_PASSWORD))
+        {
+            external.password = Some(password);
         }
     }
 
@@ -181,7 +225,20 @@ impl Config {
     pub fn to_redacted_toml(&self) -> String {
         let mut shown = self.clone();
         if !shown.lps.server_token.is_empty() {
-            shown.lps.server_token = "<redacted>".into();
+            shown.lps.server_token = REDACTED.into();
+        }
+        if let Some(external) = &mut shown.mqtt.external {
+            if external.password.is_some() {
+                external.password = Some(REDACTED.into());
+            }
+        }
+        for user in &mut shown.mqtt.users {
+            if user.password.is_some() {
+                user.password = Some(REDACTED.into());
+            }
+            if user.password_hash.is_some() {
+                user.password_hash = Some(REDACTED.into());
+            }
         }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }

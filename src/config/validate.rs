@@ -42,6 +42,15 @@ pub(super) fn validate(config: Config) -> Result<Settings, ConfigError> {
     let mqtt_listen = optional_address("mqtt.listen", &config.mqtt.listen)?;
     let mqtt_listen_v5 = optional_address("mqtt.listen_v5", &config.mqtt.listen_v5)?;
     let operator_listen = optional_address("operator.listen", &config.operator.listen)?;
+    let mqtt_tls = match &config.mqtt.tls {
+        Some(tls) => {
+            crate::mqtt::check_tls(tls).map_err(|e| invalid("mqtt.tls", e.to_string()))?;
+            Some((address("mqtt.tls.listen", &tls.listen)?, tls.clone()))
+        }
+        None => None,
+    };
+    crate::mqtt::auth::Users::new(&config.mqtt.users)
+        .map_err(|reason| invalid("mqtt.users", reason))?;
 
     for name in &config.lps.disabled_endpoints {
         if !LPS_ENDPOINTS.contains(&name.as_str()) {
@@ -101,6 +110,7 @@ pub(super) fn validate(config: Config) -> Result<Settings, ConfigError> {
         lps_listen,
         mqtt_listen,
         mqtt_listen_v5,
+        mqtt_tls,
         operator_listen,
     })
 }

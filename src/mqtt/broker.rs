@@ -1,9 +1,10 @@
 //! The embedded rumqttd broker. `start()` blocks forever, so it gets its own OS thread; the
 //! gateway talks to it through an in-process link taken before the broker starts.
 
-use crate::config::MqttConfig;
+use super::auth::Users;
+use crate::config::{MqttConfig, MqttTls};
 use rumqttd::local::{LinkRx, LinkTx};
-use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
+use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings, TlsConfig};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
@@ -15,22 +16,47 @@ pub enum BrokerError {
     Link(String),
     #[error("MQTT broker thread: {0}")]
     Thread(std::io::Error),
+    #[error("{0}")]
+    Config(String),
 }
 
-fn server(name: &str, listen: SocketAddr, cfg: &MqttConfig) -> ServerSettings {
+/// The listeners the embedded broker opens.
+#[derive(Debug, Clone)]
+pub struct Listeners {
+    pub v4: SocketAddr,
+    pub v5: Option<SocketAddr>,
+    pub tls: Option<(SocketAddr, MqttTls)>,
+}
+
+fn server(
+    name: &str,
+    listen: SocketAddr,
+    cfg: &MqttConfig,
+    users: &Users,
+    tls: Option<TlsConfig>,
+) -> ServerSettings {
+    let mut connections = ConnectionSettings {
+        connection_timeout_ms: 60_000,
+        max_payload_size: cfg.max_payload_bytes,
+        max_inflight_count: 100,
+        auth: None,
+        external_auth: None,
+        dynamic_filters: true,
+    };
+    if !users.is_empty() {
+        // With a handler set, rumqttd refuses any CONNECT that does not pass it.
+        let users = users.clone();
+        connections.set_auth_handler(move |_client_id, name: String, password: String| {
+            let users = users.clone();
+            async move { users.check(&name, &password) }
+        });
+    }
     ServerSettings {
         name: name.into(),
         listen,
-        tls: None,
+        tls,
         next_connection_delay_ms: 1,
-        connections: ConnectionSettings {
-            connection_timeout_ms: 60_000,
-            max_payload_size: cfg.max_payload_bytes,
-            max_inflight_count: 100,
-            auth: None,
-            external_auth: None,
-            dynamic_filters: true,
-        },
+        connections,
     }
 }
 
@@ -41,15 +67,48 @@ fn check_free(addr: SocketAddr) -> Result<(), BrokerError> {
         .map_err(|e| BrokerError::Bind(addr, e))
 }
 
+/// rumqttd panics on unreadable TLS files: check them first, naming the key.
+pub fn check_tls(tls: &MqttTls) -> Result<(), BrokerError> {
+    for (key, path) in [
+        ("mqtt.tls.cert_file", &tls.cert_file),
+        ("mqtt.tls.key_file", &tls.key_file),
+    ] {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            BrokerError::Config(format!("{key}: cannot read {}: {e}", path.display()))
+        })?;
+        if !text.contains("-----BEGIN ") {
+            return Err(BrokerError::Config(format!(
+                "{key}: {} is not a PEM file",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Starts the broker and returns the gateway's link into it.
-pub fn start(
-    cfg: &MqttConfig,
-    listen: SocketAddr,
-    listen_v5: Option<SocketAddr>,
-) -> Result<(LinkTx, LinkRx), BrokerError> {
-    check_free(listen)?;
-    if let Some(v5) = listen_v5 {
+pub fn start(cfg: &MqttConfig, listeners: &Listeners) -> Result<(LinkTx, LinkRx), BrokerError> {
+    let users = Users::new(&cfg.users).map_err(BrokerError::Config)?;
+    check_free(listeners.v4)?;
+    if let Some(v5) = listeners.v5 {
         check_free(v5)?;
+    }
+    let mut v4 = HashMap::from([(
+        "v4".to_string(),
+        server("mqtt-v4", listeners.v4, cfg, &users, None),
+    )]);
+    if let Some((addr, tls)) = &listeners.tls {
+        check_tls(tls)?;
+        check_free(*addr)?;
+        let rustls = TlsConfig::Rustls {
+            capath: None,
+            certpath: tls.cert_file.display().to_string(),
+            keypath: tls.key_file.display().to_string(),
+        };
+        v4.insert(
+            "tls".to_string(),
+            server("mqtt-tls", *addr, cfg, &users, Some(rustls)),
+        );
     }
     let config = Config {
         id: 0,
@@ -64,11 +123,10 @@ pub fn start(
             initialized_filters: None,
             shared_subscriptions_strategy: Default::default(),
         },
-        v4: Some(HashMap::from([(
-            "v4".to_string(),
-            server("mqtt-v4", listen, cfg),
-        )])),
-        v5: listen_v5.map(|addr| HashMap::from([("v5".to_string(), server("mqtt-v5", addr, cfg))])),
+        v4: Some(v4),
+        v5: listeners.v5.map(|addr| {
+            HashMap::from([("v5".to_string(), server("mqtt-v5", addr, cfg, &users, None))])
+        }),
         ..Config::default()
     };
     let mut broker = Broker::new(config);
@@ -83,5 +141,32 @@ pub fn start(
             }
         })
         .map_err(BrokerError::Thread)?;
+    wait_listening(listeners.v4)?;
     Ok(link)
+}
+
+/// The broker binds on its own thread: wait until it accepts connections, so that "started"
+/// means "clients can connect".
+fn wait_listening(addr: SocketAddr) -> Result<(), BrokerError> {
+    let target = if addr.ip().is_unspecified() {
+        SocketAddr::new(
+            match addr {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            },
+            addr.port(),
+        )
+    } else {
+        addr
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match std::net::TcpStream::connect_timeout(&target, std::time::Duration::from_millis(200)) {
+            Ok(_) => return Ok(()),
+            Err(e) if std::time::Instant::now() > deadline => {
+                return Err(BrokerError::Bind(addr, e))
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+        }
+    }
 }

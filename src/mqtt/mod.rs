@@ -1,12 +1,14 @@
 //! MQTT: the embedded broker and the gateway's link into it, command ingress, and the publisher
 //! that telemetry and replies go through (to every connected broker).
 
+pub mod auth;
 mod broker;
+pub mod external;
 mod ingress;
 mod link;
 pub mod topics;
 
-pub use broker::BrokerError;
+pub use broker::{check_tls, BrokerError, Listeners};
 pub use ingress::{reply_payload, run as run_ingress};
 pub use link::Incoming;
 
@@ -114,10 +116,18 @@ pub fn start_embedded(
         return Ok(false);
     };
     let cfg = &settings.config.mqtt;
-    let (link_tx, link_rx) = broker::start(cfg, listen, settings.mqtt_listen_v5)?;
+    let listeners = Listeners {
+        v4: listen,
+        v5: settings.mqtt_listen_v5,
+        tls: settings.mqtt_tls.clone(),
+    };
+    let (link_tx, link_rx) = broker::start(cfg, &listeners)?;
     link::spawn_writer(link_tx, filters, publisher.add_sink()).map_err(BrokerError::Thread)?;
     tokio::spawn(link::run_reader(link_rx, incoming));
-    tracing::info!(%listen, v5 = ?settings.mqtt_listen_v5, "embedded MQTT broker listening");
+    tracing::info!(%listen, v5 = ?settings.mqtt_listen_v5, tls = ?listeners.tls.as_ref().map(|t| t.0), users = cfg.users.len(), "embedded MQTT broker listening");
+    if cfg.users.is_empty() {
+        tracing::warn!("the embedded broker accepts anonymous clients: anyone who reaches it can send commands (configure [[mqtt.users]])");
+    }
     Ok(true)
 }
 
