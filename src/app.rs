@@ -3,18 +3,20 @@
 
 use crate::config::Settings;
 use crate::lps::{self, LpsState};
+use crate::metrics::Metrics;
 use crate::mqtt::{self, topics::Topics};
+use crate::operator::{self, OperatorState};
 use crate::state::Limits;
 use crate::store::{self, StoreHandle};
 use crate::telemetry::publish::{self as telemetry, Telemetry};
 use anyhow::Context;
-use axum::routing::get;
 use axum::Router;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -53,13 +55,11 @@ fn serve(
     });
 }
 
-fn operator_router() -> Router {
-    Router::new().route("/healthz", get(|| async { "ok\n" }))
-}
-
 /// Starts everything; returns once all listeners are bound.
 pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let config = &settings.config;
+    // Bad rules are refused before anything binds (check-config runs the same check).
+    let rules = crate::rules::compile(&config.rules)?;
     let shutdown = CancellationToken::new();
     let store_stop = CancellationToken::new();
     let limits = Limits {
@@ -68,6 +68,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     };
     let (store, store_task) = store::start(&config.store.dir, limits, store_stop.clone())
         .with_context(|| format!("cannot open the store in {}", config.store.dir.display()))?;
+    let metrics = Arc::new(Metrics::default());
 
     let lps_listener = bind("the EVE LPS API", settings.lps_listen).await?;
     let lps_addr = lps_listener.local_addr()?;
@@ -80,30 +81,70 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         .map(|l| l.local_addr())
         .transpose()?;
 
+    // MQTT: every broker feeds one ingress; rule topics are handed on to the rules task.
     let topics = Topics::new(&config.mqtt.base_topic);
     let publisher = mqtt::Publisher::default();
-    let (incoming_tx, incoming_rx) = tokio::sync::mpsc::channel(1024);
-    let filters = topics.command_filters().to_vec();
-    mqtt::start_embedded(&settings, &publisher, filters, incoming_tx)?;
+    let (incoming_tx, incoming_rx) = mpsc::channel(1024);
+    let rule_filters = rules.filters();
+    let mut filters = topics.command_filters().to_vec();
+    filters.extend(rule_filters.iter().cloned());
+    let embedded =
+        mqtt::start_embedded(&settings, &publisher, filters.clone(), incoming_tx.clone())?;
+    let external = match &config.mqtt.external {
+        Some(ext) => Some(mqtt::external::spawn(
+            ext,
+            &topics,
+            filters,
+            &publisher,
+            incoming_tx,
+            shutdown.clone(),
+        )?),
+        None => None,
+    };
+    let servers = TaskTracker::new();
+    let rule_route = if rule_filters.is_empty() {
+        None
+    } else {
+        let (rules_tx, rules_rx) = mpsc::channel(1024);
+        servers.spawn(crate::rules::run(
+            rules,
+            rules_rx,
+            store.clone(),
+            publisher.clone(),
+            topics.clone(),
+            shutdown.clone(),
+        ));
+        Some((rule_filters, rules_tx))
+    };
     tokio::spawn(mqtt::run_ingress(
         incoming_rx,
         store.clone(),
         topics.clone(),
         publisher.clone(),
-        None,
+        rule_route,
+        metrics.clone(),
     ));
-    let servers = TaskTracker::new();
-    if publisher.is_connected() {
-        let features = json!({
-            "embedded_broker": true,
-            "mqtt5": settings.mqtt_listen_v5.is_some(),
-            "signal": !config.lps.disabled_endpoints.iter().any(|e| e == "signal"),
-        });
-        let telemetry = Telemetry::new(topics, publisher);
+    let external_broker = external.is_some();
+    if let Some(external) = external {
+        // Stopping waits for the retained offline state and DISCONNECT (a few seconds at most).
+        servers.spawn(external.stopped());
+    }
+    let features = json!({
+        "embedded_broker": embedded,
+        "external_broker": external_broker,
+        "mqtt5": settings.mqtt_listen_v5.is_some(),
+        "mqtt_tls": settings.mqtt_tls.is_some(),
+        "mqtt_auth": !config.mqtt.users.is_empty(),
+        "rules": config.rules.len(),
+        "signal": !config.lps.disabled_endpoints.iter().any(|e| e == "signal"),
+        "operator": operator_addr.is_some(),
+    });
+    if embedded || external_broker {
+        let telemetry = Telemetry::new(topics, publisher.clone());
         servers.spawn(telemetry::run(
             telemetry,
             store.clone(),
-            features,
+            features.clone(),
             shutdown.clone(),
         ));
     }
@@ -121,15 +162,38 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         &servers,
         "lps",
         lps_listener,
-        lps::router(lps_state, config.lps.max_body_bytes),
+        lps::router(lps_state, config.lps.max_body_bytes, metrics.clone()),
         shutdown.clone(),
     );
     if let Some(listener) = operator_listener {
+        let token =
+            (!config.operator.token.is_empty()).then(|| Arc::from(config.operator.token.as_str()));
+        if token.is_none() {
+            if operator_addr.is_some_and(|a| !a.ip().is_loopback()) {
+                tracing::warn!("OPERATOR API WITHOUT A TOKEN on {operator_addr:?}: anyone who reaches it can restart apps and power the node off (operator.allow_unauthenticated = true)");
+            } else {
+                tracing::info!("operator API without a token: reachable from this machine only");
+            }
+        }
+        let operator_state = OperatorState {
+            store: store.clone(),
+            metrics: metrics.clone(),
+            publisher: publisher.clone(),
+            profiles: Arc::new(config.profiles.clone()),
+            token,
+            protect_reads: config.operator.protect_reads,
+            shutdown: shutdown.clone(),
+            ready: Arc::new(json!({
+                "lps": lps_addr.to_string(),
+                "mqtt": settings.mqtt_listen.map(|a| a.to_string()),
+                "features": features,
+            })),
+        };
         serve(
             &servers,
             "operator",
             listener,
-            operator_router(),
+            operator::router(operator_state),
             shutdown.clone(),
         );
     }

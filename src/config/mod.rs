@@ -15,6 +15,8 @@ pub use validate::ConfigError;
 
 /// Environment variable that overrides `lps.server_token`.
 pub const ENV_SERVER_TOKEN: &str = "LPS_BRIDGE_SERVER_TOKEN";
+/// Environment variable that overrides `operator.token`.
+pub const ENV_OPERATOR_TOKEN: &str = "LPS_BRIDGE_OPERATOR_TOKEN";
 /// Environment variable that overrides `mqtt.external.password`.
 pub const ENV_MQTT_PASSWORD: &str = "LPS_BRIDGE_MQTT_PASSWORD";
 const REDACTED: &str = "<redacted>";
@@ -80,7 +82,14 @@ pub struct MqttConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OperatorConfig {
+    /// Dashboard, REST API, SSE, /metrics, /healthz, /readyz. Empty turns it off.
     pub listen: String,
+    /// Bearer token for every mutation (or `LPS_BRIDGE_OPERATOR_TOKEN`).
+    pub token: String,
+    /// Require the token for reads too (state, events, metrics; not /healthz, /readyz).
+    pub protect_reads: bool,
+    /// Listening on a non-loopback address with no token needs this explicit opt-in.
+    pub allow_unauthenticated: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -134,6 +143,9 @@ impl Default for OperatorConfig {
     fn default() -> Self {
         OperatorConfig {
             listen: "127.0.0.1:8080".into(),
+            token: String::new(),
+            protect_reads: false,
+            allow_unauthenticated: false,
         }
     }
 }
@@ -210,6 +222,9 @@ impl Config {
         if let Some(token) = lookup(ENV_SERVER_TOKEN) {
             self.lps.server_token = token;
         }
+        if let Some(token) = lookup(ENV_OPERATOR_TOKEN) {
+            self.operator.token = token;
+        }
         if let (Some(external), Some(password)) =
             (&mut self.mqtt.external, lookup(ENV_MQTT_PASSWORD))
         {
@@ -226,6 +241,9 @@ impl Config {
         let mut shown = self.clone();
         if !shown.lps.server_token.is_empty() {
             shown.lps.server_token = REDACTED.into();
+        }
+        if !shown.operator.token.is_empty() {
+            shown.operator.token = REDACTED.into();
         }
         if let Some(external) = &mut shown.mqtt.external {
             if external.password.is_some() {

@@ -42,6 +42,17 @@ pub(super) fn validate(config: Config) -> Result<Settings, ConfigError> {
     let mqtt_listen = optional_address("mqtt.listen", &config.mqtt.listen)?;
     let mqtt_listen_v5 = optional_address("mqtt.listen_v5", &config.mqtt.listen_v5)?;
     let operator_listen = optional_address("operator.listen", &config.operator.listen)?;
+    if let Some(addr) = operator_listen {
+        if !addr.ip().is_loopback()
+            && config.operator.token.is_empty()
+            && !config.operator.allow_unauthenticated
+        {
+            return Err(invalid(
+                "operator.listen",
+                format!("{addr} is reachable from the network but operator.token is empty: set a token (or LPS_BRIDGE_OPERATOR_TOKEN), or set operator.allow_unauthenticated = true to accept that anyone there can power the node off"),
+            ));
+        }
+    }
     let mqtt_tls = match &config.mqtt.tls {
         Some(tls) => {
             crate::mqtt::check_tls(tls).map_err(|e| invalid("mqtt.tls", e.to_string()))?;
@@ -125,6 +136,24 @@ mod tests {
         assert_eq!(s.lps_listen.port(), 8888);
         assert_eq!(s.mqtt_listen.unwrap().port(), 1883);
         assert_eq!(s.operator_listen.unwrap().port(), 8080);
+    }
+
+    #[test]
+    fn remote_operator_listen_needs_token_or_opt_in() {
+        let c = Config::from_toml("[operator]\nlisten = \"0.0.0.0:8080\"\n").unwrap();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("operator.token"));
+        let c =
+            Config::from_toml("[operator]\nlisten = \"0.0.0.0:8080\"\ntoken = \"t\"\n").unwrap();
+        assert!(c.validate().is_ok());
+        let c = Config::from_toml(
+            "[operator]\nlisten = \"0.0.0.0:8080\"\nallow_unauthenticated = true\n",
+        )
+        .unwrap();
+        assert!(c.validate().is_ok());
     }
 
     #[test]

@@ -42,7 +42,29 @@ pub struct LpsState {
     pub warned_content_type: Arc<AtomicBool>,
 }
 
-pub fn router(state: LpsState, max_body_bytes: usize) -> Router {
+/// Counts every request by endpoint and status for `/metrics`.
+async fn count(
+    axum::extract::State(metrics): axum::extract::State<Arc<crate::metrics::Metrics>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let endpoint = request
+        .uri()
+        .path()
+        .strip_prefix("/api/v1/")
+        .filter(|e| crate::config::LPS_ENDPOINTS.contains(e))
+        .unwrap_or("other")
+        .to_string();
+    let response = next.run(request).await;
+    metrics.count_eve(&endpoint, response.status().as_u16());
+    response
+}
+
+pub fn router(
+    state: LpsState,
+    max_body_bytes: usize,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> Router {
     Router::new()
         .route("/api/v1/local_profile", get(handlers::get_local_profile))
         .route("/api/v1/radio", post(handlers::post_radio))
@@ -53,5 +75,6 @@ pub fn router(state: LpsState, max_body_bytes: usize) -> Router {
         .route("/api/v1/network", post(handlers::post_network))
         .route("/api/v1/signal", get(handlers::get_signal))
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(metrics, count))
         .with_state(state)
 }

@@ -59,8 +59,12 @@ pub async fn run(
     topics: Topics,
     publisher: Publisher,
     rules: Option<RuleRoute>,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 ) {
     while let Some(msg) = incoming.recv().await {
+        metrics
+            .mqtt_messages_in
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Some((filters, rules_tx)) = &rules {
             if filters
                 .iter()

@@ -58,6 +58,7 @@ struct Shared {
     sinks: Mutex<Vec<mpsc::UnboundedSender<Outgoing>>>,
     /// Everything retained we published, so a broker that (re)connects can be given all of it.
     retained: Mutex<BTreeMap<String, Bytes>>,
+    published: std::sync::atomic::AtomicU64,
 }
 
 /// Sends to every connected broker. Cheap to clone; never blocks.
@@ -71,7 +72,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Publisher {
+    /// Messages published since start (for metrics).
+    pub fn published(&self) -> u64 {
+        self.shared
+            .published
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn publish(&self, out: Outgoing) {
+        self.shared
+            .published
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if out.retain {
             let mut retained = lock(&self.shared.retained);
             if out.payload.is_empty() {

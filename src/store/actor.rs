@@ -76,13 +76,14 @@ impl Actor {
             }
             return;
         }
+        // Snapshot first: whoever gets a reply and then reads sees what was acknowledged.
+        if !keys.is_empty() || !change.is_empty() {
+            self.snapshot_tx.send_replace(Arc::new(self.state.clone()));
+        }
         for (tx, reply) in replies {
             if let Some(tx) = tx {
                 let _ = tx.send(Ok(reply));
             }
-        }
-        if !keys.is_empty() || !change.is_empty() {
-            self.snapshot_tx.send_replace(Arc::new(self.state.clone()));
         }
         if !change.is_empty() {
             let _ = self.changes_tx.send(Arc::new(change));

@@ -114,6 +114,11 @@ impl StoreHandle {
         Ok(rx)
     }
 
+    /// Whether the store actor is still running.
+    pub fn is_alive(&self) -> bool {
+        !self.inputs_tx.is_closed()
+    }
+
     /// The latest state; never waits on the actor.
     pub fn snapshot(&self) -> Arc<State> {
         self.snapshot_rx.borrow().clone()

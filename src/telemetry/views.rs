@@ -176,3 +176,17 @@ pub fn network(state: &State) -> Value {
 pub fn location(state: &State) -> Value {
     state.reports.location.clone().unwrap_or(Value::Null)
 }
+
+/// Everything at once, for the REST API and the dashboard.
+pub fn full(state: &State) -> Value {
+    let apps: Vec<Value> = apps(state).into_iter().map(|(_, v)| v).collect();
+    json!({
+        "eve": eve(state),
+        "device": device(state),
+        "apps": apps,
+        "profile": profile(state),
+        "radio": radio(state),
+        "network": network(state),
+        "location": location(state),
+    })
+}

@@ -1,0 +1,157 @@
+//! Counters for `/metrics` (Prometheus text format): EVE requests, MQTT traffic, store commits,
+//! plus gauges read from the state snapshot when scraped.
+
+use crate::state::{CommandKind, Lifecycle, State};
+use crate::store::WriteStats;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    eve_requests: Mutex<BTreeMap<(String, u16), u64>>,
+    pub mqtt_messages_in: AtomicU64,
+    pub mqtt_messages_out: AtomicU64,
+    pub mqtt_connections: AtomicU64,
+    pub operator_requests: AtomicU64,
+}
+
+impl Metrics {
+    pub fn count_eve(&self, endpoint: &str, status: u16) {
+        let mut map = self.eve_requests.lock().unwrap_or_else(|p| p.into_inner());
+        *map.entry((endpoint.to_string(), status)).or_default() += 1;
+    }
+
+    pub fn eve_requests(&self) -> BTreeMap<(String, u16), u64> {
+        self.eve_requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Renders everything in Prometheus' text exposition format.
+    pub fn render(&self, state: &State, writes: &WriteStats, now_unix_ms: u64) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "# HELP lps_bridge_eve_requests_total Requests from EVE by LPS endpoint and HTTP status.");
+        let _ = writeln!(out, "# TYPE lps_bridge_eve_requests_total counter");
+        for ((endpoint, status), n) in self.eve_requests() {
+            let _ = writeln!(
+                out,
+                "lps_bridge_eve_requests_total{{endpoint=\"{endpoint}\",status=\"{status}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP lps_bridge_eve_online 1 while EVE polls within lps.eve_offline_after."
+        );
+        let _ = writeln!(out, "# TYPE lps_bridge_eve_online gauge");
+        let _ = writeln!(out, "lps_bridge_eve_online {}", u8::from(state.eve.online));
+        let _ = writeln!(out, "# HELP lps_bridge_eve_last_seen_seconds Seconds since EVE's last request (-1 = never).");
+        let _ = writeln!(out, "# TYPE lps_bridge_eve_last_seen_seconds gauge");
+        let since = state
+            .eve
+            .last_seen_ms
+            .map(|ms| now_unix_ms.saturating_sub(ms) as f64 / 1000.0)
+            .unwrap_or(-1.0);
+        let _ = writeln!(out, "lps_bridge_eve_last_seen_seconds {since}");
+
+        let mut by: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+        for kind in ["app", "device"] {
+            for lc in [
+                Lifecycle::Accepted,
+                Lifecycle::Delivered,
+                Lifecycle::Completed,
+                Lifecycle::Superseded,
+                Lifecycle::Cancelled,
+            ] {
+                by.insert((kind, lc.name()), 0);
+            }
+        }
+        for cmd in state.commands.values() {
+            let kind = match cmd.kind {
+                CommandKind::App { .. } => "app",
+                CommandKind::Device { .. } => "device",
+            };
+            *by.entry((kind, cmd.lifecycle.name())).or_default() += 1;
+        }
+        let _ = writeln!(
+            out,
+            "# HELP lps_bridge_commands Commands in the log by kind and lifecycle state."
+        );
+        let _ = writeln!(out, "# TYPE lps_bridge_commands gauge");
+        for ((kind, lifecycle), n) in by {
+            let _ = writeln!(
+                out,
+                "lps_bridge_commands{{kind=\"{kind}\",lifecycle=\"{lifecycle}\"}} {n}"
+            );
+        }
+        let counters = [
+            (
+                "lps_bridge_mqtt_messages_received_total",
+                "counter",
+                "MQTT messages received on command and rule topics.",
+                self.mqtt_messages_in.load(Ordering::Relaxed),
+            ),
+            (
+                "lps_bridge_mqtt_messages_published_total",
+                "counter",
+                "MQTT messages published (telemetry, events, replies).",
+                self.mqtt_messages_out.load(Ordering::Relaxed),
+            ),
+            (
+                "lps_bridge_mqtt_connections",
+                "gauge",
+                "Clients connected to the embedded broker.",
+                self.mqtt_connections.load(Ordering::Relaxed),
+            ),
+            (
+                "lps_bridge_store_commits_total",
+                "counter",
+                "Durable store commits.",
+                writes.commits.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, kind, help, value) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let _ = writeln!(out, "{name} {value}");
+        }
+        let total = writes.total_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let max = writes.max_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "# HELP lps_bridge_store_commit_seconds_sum Total time spent in store commits (fsync included).");
+        let _ = writeln!(out, "# TYPE lps_bridge_store_commit_seconds_sum counter");
+        let _ = writeln!(out, "lps_bridge_store_commit_seconds_sum {total}");
+        let _ = writeln!(
+            out,
+            "# HELP lps_bridge_store_commit_seconds_max Longest store commit since start."
+        );
+        let _ = writeln!(out, "# TYPE lps_bridge_store_commit_seconds_max gauge");
+        let _ = writeln!(out, "lps_bridge_store_commit_seconds_max {max}");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::default();
+        m.count_eve("appinfo", 204);
+        m.count_eve("appinfo", 204);
+        m.count_eve("devinfo", 200);
+        let text = m.render(&State::default(), &WriteStats::default(), 0);
+        assert!(
+            text.contains("lps_bridge_eve_requests_total{endpoint=\"appinfo\",status=\"204\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("lps_bridge_commands{kind=\"device\",lifecycle=\"accepted\"} 0"));
+        assert!(text.contains("lps_bridge_eve_last_seen_seconds -1"));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let value = line.rsplit(' ').next().unwrap();
+            assert!(value.parse::<f64>().is_ok(), "bad sample line: {line}");
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! REST handlers: reads come from the snapshot, mutations go through the same parser and the same
+//! store path as MQTT commands, with the same error wording.
+
+use super::OperatorState;
+use crate::commands;
+use crate::mqtt::reply_payload;
+use crate::mqtt::topics::CommandTopic;
+use crate::state::{resolve::resolve_app, Input, Reply};
+use crate::telemetry::views;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+fn error(status: StatusCode, text: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({ "status": "error", "error": text.into() })),
+    )
+        .into_response()
+}
+
+pub async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such path; see /api/openapi.json")
+}
+
+pub async fn get_state(State(s): State<OperatorState>) -> Json<Value> {
+    Json(views::full(&s.store.snapshot()))
+}
+
+pub async fn get_eve(State(s): State<OperatorState>) -> Json<Value> {
+    Json(views::eve(&s.store.snapshot()))
+}
+
+pub async fn get_device(State(s): State<OperatorState>) -> Json<Value> {
+    Json(views::device(&s.store.snapshot()))
+}
+
+pub async fn get_apps(State(s): State<OperatorState>) -> Json<Value> {
+    Json(Value::Array(
+        views::apps(&s.store.snapshot())
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect(),
+    ))
+}
+
+pub async fn get_app(State(s): State<OperatorState>, Path(app): Path<String>) -> Response {
+    let state = s.store.snapshot();
+    let Some(apps) = state.reports.apps.as_deref() else {
+        return error(StatusCode::NOT_FOUND, "EVE has not reported its apps yet");
+    };
+    match resolve_app(&app, Some(apps)) {
+        Ok(r) => {
+            let report = apps
+                .iter()
+                .find(|a| a.id.eq_ignore_ascii_case(&r.target.id));
+            let info = report.map(|a| a.info.clone()).unwrap_or(Value::Null);
+            Json(views::app(&state, &r.target.id, &r.target.name, &info)).into_response()
+        }
+        Err(e) => error(StatusCode::NOT_FOUND, e),
+    }
+}
+
+pub async fn get_profile(State(s): State<OperatorState>) -> Json<Value> {
+    Json(views::profile(&s.store.snapshot()))
+}
+
+pub async fn get_profiles(State(s): State<OperatorState>) -> Json<Value> {
+    Json(json!(s.profiles.as_slice()))
+}
+
+pub async fn get_radio(State(s): State<OperatorState>) -> Json<Value> {
+    Json(views::radio(&s.store.snapshot()))
+}
+
+pub async fn get_network(State(s): State<OperatorState>) -> Json<Value> {
+    Json(views::network(&s.store.snapshot()))
+}
+
+pub async fn get_location(State(s): State<OperatorState>) -> Json<Value> {
+    Json(views::location(&s.store.snapshot()))
+}
+
+#[derive(Deserialize)]
+pub struct CommandsQuery {
+    limit: Option<usize>,
+}
+
+/// The command log, newest first.
+pub async fn get_commands(
+    State(s): State<OperatorState>,
+    Query(q): Query<CommandsQuery>,
+) -> Json<Value> {
+    let state = s.store.snapshot();
+    let limit = q.limit.unwrap_or(100);
+    Json(Value::Array(
+        state
+            .commands
+            .values()
+            .rev()
+            .take(limit)
+            .map(views::command)
+            .collect(),
+    ))
+}
+
+pub async fn get_command(State(s): State<OperatorState>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<u64>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("'{id}' is not a command id (a positive integer)"),
+        );
+    };
+    match s.store.snapshot().commands.get(&id) {
+        Some(cmd) => Json(views::command(cmd)).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("no command {id} in the log")),
+    }
+}
+
+pub async fn get_metrics(State(s): State<OperatorState>) -> Response {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    s.metrics.mqtt_messages_out.store(
+        s.publisher.published(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    let text = s
+        .metrics
+        .render(&s.store.snapshot(), &s.store.write_stats, now_ms);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+pub async fn get_readyz(State(s): State<OperatorState>) -> Response {
+    let store_ok = s.store.is_alive();
+    let mut body = (*s.ready).clone();
+    body["store"] = json!(if store_ok { "open" } else { "closed" });
+    let status = if store_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+pub async fn get_openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], super::OPENAPI).into_response()
+}
+
+/// Parses like the MQTT topic, submits, and answers like the MQTT reply.
+async fn mutate(s: &OperatorState, topic: CommandTopic, body: &[u8]) -> Response {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("empty body; expected e.g. {}", commands::example(&topic)),
+        );
+    }
+    let parsed = commands::parse(&topic, body, crate::lps::convert::parse_port);
+    let intent = match parsed.intent {
+        Ok(intent) => intent,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(reply_payload(Err(e), parsed.transaction)),
+            )
+                .into_response()
+        }
+    };
+    let (status, result) = match s
+        .store
+        .submit(Input::Intent {
+            intent,
+            source: "rest".into(),
+        })
+        .await
+    {
+        Ok(Reply::Accepted(acc)) => (
+            StatusCode::OK,
+            Ok(serde_json::to_value(acc).unwrap_or(Value::Null)),
+        ),
+        Ok(Reply::Rejected(why)) => (StatusCode::UNPROCESSABLE_ENTITY, Err(why)),
+        Ok(other) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Err(format!("internal error: unexpected reply {other:?}")),
+        ),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Err(format!("not accepted: {e}")),
+        ),
+    };
+    (status, Json(reply_payload(result, parsed.transaction))).into_response()
+}
+
+pub async fn post_profile(State(s): State<OperatorState>, body: Bytes) -> Response {
+    mutate(&s, CommandTopic::Profile, &body).await
+}
+
+pub async fn post_app(
+    State(s): State<OperatorState>,
+    Path(app): Path<String>,
+    body: Bytes,
+) -> Response {
+    mutate(&s, CommandTopic::App(app), &body).await
+}
+
+pub async fn post_device(State(s): State<OperatorState>, body: Bytes) -> Response {
+    mutate(&s, CommandTopic::Device, &body).await
+}
+
+pub async fn post_radio(State(s): State<OperatorState>, body: Bytes) -> Response {
+    mutate(&s, CommandTopic::Radio, &body).await
+}
+
+pub async fn post_network(State(s): State<OperatorState>, body: Bytes) -> Response {
+    mutate(&s, CommandTopic::Network, &body).await
+}

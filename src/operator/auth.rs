@@ -1,0 +1,63 @@
+//! Bearer-token checks: always for mutations when a token is set, for reads with `protect_reads`.
+
+use super::OperatorState;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+fn authorized(state: &OperatorState, request: &Request) -> bool {
+    let Some(token) = &state.token else {
+        return true;
+    };
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        // EventSource cannot set headers: the dashboard passes the token as a query parameter.
+        .or_else(|| {
+            request
+                .uri()
+                .query()
+                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")))
+        })
+        .unwrap_or("");
+    bool::from(given.as_bytes().ct_eq(token.as_bytes()))
+}
+
+fn refuse() -> Response {
+    let body = json!({ "status": "error", "error": "missing or wrong bearer token: send Authorization: Bearer <operator.token>" });
+    let mut response = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    response
+}
+
+pub async fn require_for_writes(
+    State(state): State<OperatorState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if authorized(&state, &request) {
+        next.run(request).await
+    } else {
+        refuse()
+    }
+}
+
+pub async fn require_for_reads(
+    State(state): State<OperatorState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !state.protect_reads || authorized(&state, &request) {
+        next.run(request).await
+    } else {
+        refuse()
+    }
+}

@@ -1,0 +1,78 @@
+//! `GET /api/events`: Server-Sent Events. `event: state` carries the full state (first at
+//! connect, then after every change); `event: event` carries each `B/events` message. The stream
+//! ends when the gateway shuts down, so graceful shutdown is never held up by a browser.
+
+use super::OperatorState;
+use crate::telemetry::views;
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::stream::Stream;
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn state_event(s: &OperatorState) -> Event {
+    Event::default()
+        .event("state")
+        .data(views::full(&s.store.snapshot()).to_string())
+}
+
+pub async fn get_events(
+    State(s): State<OperatorState>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let mut changes = s.store.subscribe();
+    let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(64);
+    let shutdown = s.shutdown.clone();
+    tokio::spawn(async move {
+        if tx.send(Ok(state_event(&s))).await.is_err() {
+            return;
+        }
+        loop {
+            let got = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tx.closed() => break,
+                got = changes.recv() => got,
+            };
+            let mut send_state = false;
+            let mut next = Some(got);
+            // Coalesce a burst: every event goes out, the full state only once.
+            while let Some(got) = next.take() {
+                match got {
+                    Ok(change) => {
+                        send_state |= !change.topics.is_empty();
+                        for event in &change.events {
+                            let mut body = serde_json::to_value(event).unwrap_or_default();
+                            body["at"] = serde_json::json!(views::rfc3339_ms(unix_ms()));
+                            let sse = Event::default().event("event").data(body.to_string());
+                            if tx.send(Ok(sse)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => send_state = true,
+                    Err(RecvError::Closed) => return,
+                }
+                next = match changes.try_recv() {
+                    Ok(change) => Some(Ok(change)),
+                    Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => {
+                        Some(Err(RecvError::Lagged(n)))
+                    }
+                    Err(_) => None,
+                };
+            }
+            if send_state && tx.send(Ok(state_event(&s))).await.is_err() {
+                return;
+            }
+        }
+    });
+    Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}

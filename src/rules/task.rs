@@ -1,0 +1,161 @@
+//! The rules task: MQTT messages and hold timers in, intents to the store and events out.
+
+use super::engine::{Engine, Firing, Outcome};
+use crate::mqtt::topics::Topics;
+use crate::mqtt::{Incoming, Outgoing, Publisher};
+use crate::state::{Input, Reply};
+use crate::store::StoreHandle;
+use crate::telemetry::views::rfc3339_ms;
+use bytes::Bytes;
+use serde_json::{json, Map, Value};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Publishes `{"event":name, ...fields, "at":...}` on `B/events`.
+fn publish_event(publisher: &Publisher, topics: &Topics, name: &str, fields: Value) {
+    let mut body = Map::new();
+    body.insert("event".into(), json!(name));
+    if let Value::Object(fields) = fields {
+        body.extend(fields);
+    }
+    body.insert("at".into(), json!(rfc3339_ms(unix_ms())));
+    publisher.publish(Outgoing::message(
+        topics.events(),
+        Bytes::from(Value::Object(body).to_string()),
+    ));
+}
+
+/// Runs until shutdown or until the ingress closes the channel.
+pub async fn run(
+    mut engine: Engine,
+    mut incoming: mpsc::Receiver<Incoming>,
+    store: StoreHandle,
+    publisher: Publisher,
+    topics: Topics,
+    shutdown: CancellationToken,
+) {
+    tracing::info!(rules = engine.rules().len(), filters = ?engine.filters(), "bridge rules running");
+    loop {
+        // A disabled branch's future is still built: give it a harmless far deadline.
+        let deadline = engine.next_deadline();
+        let far = Instant::now() + Duration::from_secs(86_400);
+        let outcomes = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            msg = incoming.recv() => match msg {
+                Some(msg) => engine.on_message(&msg.topic, &msg.payload, Instant::now()),
+                None => break,
+            },
+            _ = tokio::time::sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => {
+                engine.on_timer(Instant::now())
+            }
+        };
+        for outcome in outcomes {
+            handle(outcome, &store, &publisher, &topics).await;
+        }
+    }
+    tracing::debug!("bridge rules stopped");
+}
+
+async fn handle(outcome: Outcome, store: &StoreHandle, publisher: &Publisher, topics: &Topics) {
+    match outcome {
+        Outcome::Fired(firing) => submit(firing, store, publisher, topics).await,
+        Outcome::HoldStarted {
+            rule,
+            topic,
+            hold,
+            deadline,
+        } => {
+            tracing::info!(rule, topic, hold = %humantime::format_duration(hold), "rule condition true; holding before firing");
+            let left = deadline.saturating_duration_since(Instant::now());
+            publish_event(
+                publisher,
+                topics,
+                "rule_hold_started",
+                json!({
+                    "rule": rule,
+                    "topic": topic,
+                    "hold_ms": hold.as_millis() as u64,
+                    "fires_at": rfc3339_ms(unix_ms() + left.as_millis() as u64),
+                }),
+            );
+        }
+        Outcome::HoldCancelled { rule, topic, held } => {
+            tracing::info!(rule, topic, held = %humantime::format_duration(held), "rule condition false within its hold; firing cancelled");
+            publish_event(
+                publisher,
+                topics,
+                "rule_hold_cancelled",
+                json!({
+                    "rule": rule,
+                    "topic": topic,
+                    "held_ms": held.as_millis() as u64,
+                }),
+            );
+        }
+        Outcome::Rearmed { rule, topic } => {
+            tracing::debug!(rule, topic, "rule condition false; re-armed");
+        }
+    }
+}
+
+/// Enqueues the intent in order (so two firings land in the order they fired), then awaits the
+/// durable answer on its own task so that fsync never delays other rules or timers.
+async fn submit(firing: Firing, store: &StoreHandle, publisher: &Publisher, topics: &Topics) {
+    let Firing {
+        rule,
+        topic,
+        action,
+        intent,
+    } = firing;
+    let pending = store
+        .enqueue(Input::Intent {
+            intent,
+            source: format!("rule:{rule}"),
+        })
+        .await;
+    let (publisher, topics) = (publisher.clone(), topics.clone());
+    tokio::spawn(async move {
+        let result = match pending {
+            Ok(rx) => match rx.await {
+                Ok(Ok(Reply::Accepted(accepted))) => {
+                    Ok(serde_json::to_value(accepted).unwrap_or(Value::Null))
+                }
+                Ok(Ok(Reply::Rejected(why))) => Err(why),
+                Ok(Ok(other)) => Err(format!("internal error: unexpected reply {other:?}")),
+                Ok(Err(err)) => Err(format!("not accepted: {err}")),
+                Err(_) => Err("not accepted: the gateway is shutting down".into()),
+            },
+            Err(err) => Err(format!("not accepted: {err}")),
+        };
+        let action_json = serde_json::to_value(&action).unwrap_or(Value::Null);
+        match result {
+            Ok(accepted) => {
+                tracing::info!(rule, topic, action = %action_json, result = %accepted, "rule fired");
+                publish_event(
+                    &publisher,
+                    &topics,
+                    "rule_fired",
+                    json!({ "rule": rule, "topic": topic, "action": action_json, "result": accepted }),
+                );
+            }
+            Err(error) => {
+                tracing::warn!(rule, topic, action = %action_json, %error, "rule matched but could not act");
+                publish_event(
+                    &publisher,
+                    &topics,
+                    "rule_failed",
+                    json!({ "rule": rule, "topic": topic, "action": action_json, "error": error }),
+                );
+            }
+        }
+    });
+}
