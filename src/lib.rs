@@ -7,6 +7,7 @@
 pub mod app;
 pub mod commands;
 pub mod config;
+pub mod demo;
 pub mod eve;
 pub mod lps;
 pub mod metrics;

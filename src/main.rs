@@ -23,6 +23,15 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// The gateway plus a simulated EVE node with sample apps: see everything work at once.
+    Demo {
+        /// Where the demo keeps its data (default: a directory under the system temp dir).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Run the simulated node's intervals this many times faster.
+        #[arg(long, default_value_t = 5.0)]
+        speed: f64,
+    },
     /// Simulate an EVE node polling an LPS (for tests and demos).
     SimulateEve {
         /// Base URL of the LPS, e.g. http://127.0.0.1:8888
@@ -108,6 +117,22 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("lps-bridge: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Demo { data_dir, speed } => {
+            init_logging();
+            let mut config = lps_bridge::demo::config(data_dir);
+            config.apply_env(|k| std::env::var(k).ok());
+            match runtime().block_on(lps_bridge::demo::run(
+                config,
+                speed,
+                lps_bridge::app::shutdown_signal(),
+            )) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("lps-bridge demo: {e:#}");
                     ExitCode::FAILURE
                 }
             }
