@@ -62,6 +62,12 @@ pub(super) fn validate(config: Config) -> Result<Settings, ConfigError> {
     };
     crate::mqtt::auth::Users::new(&config.mqtt.users)
         .map_err(|reason| invalid("mqtt.users", reason))?;
+    crate::rules::compile(&config.rules).map_err(|e| invalid("rules", e.to_string()))?;
+    if let Some(external) = &config.mqtt.external {
+        crate::mqtt::external::check(external).map_err(|e| match e {
+            crate::mqtt::external::ExternalError::Invalid { key, reason } => invalid(key, reason),
+        })?;
+    }
 
     for name in &config.lps.disabled_endpoints {
         if !LPS_ENDPOINTS.contains(&name.as_str()) {
