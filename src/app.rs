@@ -86,8 +86,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let publisher = mqtt::Publisher::default();
     let (incoming_tx, incoming_rx) = mpsc::channel(1024);
     let rule_filters = rules.filters();
-    let mut filters = topics.command_filters().to_vec();
-    filters.extend(rule_filters.iter().cloned());
+    // No two subscriptions may overlap: a broker delivers a message once per matching one.
+    let filters = crate::rules::disjoint_cover(
+        topics
+            .command_filters()
+            .into_iter()
+            .chain(rule_filters.iter().cloned()),
+    );
     let embedded =
         mqtt::start_embedded(&settings, &publisher, filters.clone(), incoming_tx.clone())?;
     let external = match &config.mqtt.external {

@@ -123,7 +123,7 @@ fn secrets_never_printed_by_print_config() {
     let path = dir.path().join("c.toml");
     std::fs::write(
         &path,
-        "[lps]\nserver_token = \"tok-secret\"\n[mqtt.external]\nurl = \"mqtt://127.0.0.1:1\"\nclient_id = \"x\"\npassword = \"ext-secret\"\n[[mqtt.users]]\nname = \"plc\"\npassword = \"user-secret\"\n",
+        "[lps]\nserver_token = \"tok-secret\"\n[mqtt.external]\nurl = \"mqtt://127.0.0.1:1\"\nclient_id = \"x\"\nusername = \"u\"\npassword = \"ext-secret\"\n[[mqtt.users]]\nname = \"plc\"\npassword = \"user-secret\"\n",
     )
     .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_lps-bridge"))

@@ -17,20 +17,39 @@ pub struct Incoming {
     pub correlation: Option<bytes::Bytes>,
 }
 
-/// Runs the writer thread: subscribes to `filters`, then publishes everything it is given.
+/// Subscribes the link to `filters` and waits for the router's acknowledgements, so that once
+/// start-up returns no message on those topics can be missed.
+pub fn subscribe(tx: &mut LinkTx, rx: &mut LinkRx, filters: &[String]) -> Result<(), String> {
+    for filter in filters {
+        tx.subscribe(filter.clone())
+            .map_err(|e| format!("cannot subscribe {filter}: {e}"))?;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut acked = 0;
+    while acked < filters.len() {
+        match rx.recv_deadline(deadline) {
+            Ok(Some(Notification::Unschedule)) => rx.ready().map_err(|e| e.to_string())?,
+            // rumqttd does not export its Ack type; its packet form is public.
+            Ok(Some(ack @ Notification::DeviceAck(_))) => {
+                if let Some(Packet::SubAck(..)) = Option::<Packet>::from(ack) {
+                    acked += 1;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => return Err(format!("no subscribe acknowledgement from the broker: {e}")),
+        }
+    }
+    Ok(())
+}
+
+/// Runs the writer thread: publishes everything it is given.
 pub fn spawn_writer(
     mut tx: LinkTx,
-    filters: Vec<String>,
     mut outgoing: mpsc::UnboundedReceiver<Outgoing>,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("mqtt-link-writer".into())
         .spawn(move || {
-            for filter in filters {
-                if let Err(err) = tx.subscribe(filter.clone()) {
-                    tracing::error!(%err, filter, "cannot subscribe the gateway link");
-                }
-            }
             while let Some(out) = outgoing.blocking_recv() {
                 let properties = out.correlation.map(|c| PublishProperties {
                     correlation_data: Some(c),
