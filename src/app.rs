@@ -188,6 +188,18 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             token,
             protect_reads: config.operator.protect_reads,
             shutdown: shutdown.clone(),
+            mqtt_ports: Arc::new(
+                [
+                    settings.mqtt_listen,
+                    settings.mqtt_listen_v5,
+                    settings.mqtt_tls.as_ref().map(|t| t.0),
+                ]
+                .into_iter()
+                .flatten()
+                .filter(|_| embedded)
+                .map(|a| a.port())
+                .collect(),
+            ),
             ready: Arc::new(json!({
                 "lps": lps_addr.to_string(),
                 "mqtt": settings.mqtt_listen.map(|a| a.to_string()),

@@ -132,9 +132,55 @@ impl Metrics {
     }
 }
 
+/// Established TCP connections whose local port is one of `ports`, from the kernel's socket table
+/// (the embedded broker does not report its clients). `None` where /proc is not available.
+pub fn established_connections(ports: &[u16]) -> Option<u64> {
+    let mut total = 0;
+    let mut readable = false;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        readable = true;
+        total += count_established(&text, ports);
+    }
+    readable.then_some(total)
+}
+
+fn count_established(table: &str, ports: &[u16]) -> u64 {
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let mut fields = line.split_whitespace();
+            let local = fields.nth(1).unwrap_or("");
+            let state = fields.nth(1).unwrap_or("");
+            let port = local
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            state == "01" && port.is_some_and(|p| ports.contains(&p))
+        })
+        .count() as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_established_sockets_on_a_port() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:075B 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1
+   1: 0100007F:075B 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 2 1
+   2: 0100007F:C350 0100007F:075B 01 00000000:00000000 00:00000000 00000000     0        0 3 1
+   3: 0100007F:075B 0100007F:C351 06 00000000:00000000 00:00000000 00000000     0        0 4 1";
+        assert_eq!(
+            count_established(table, &[1883]),
+            1,
+            "listening, client side and TIME_WAIT excluded"
+        );
+    }
 
     #[test]
     fn renders_prometheus_text() {

@@ -252,6 +252,20 @@ async fn metrics_and_health() {
     assert!(text.contains("lps_bridge_eve_online 1"));
     assert!(text.contains("lps_bridge_store_commits_total"));
     assert!(text.contains("lps_bridge_mqtt_messages_published_total"));
+    let _probe = Probe::connect(gw.mqtt_port, &[]).await;
+    let text = reqwest::get(format!("{b}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let connections: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("lps_bridge_mqtt_connections "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(connections >= 1, "the probe is counted: {connections}");
     let (s, ready) = get(&format!("{b}/readyz")).await;
     assert_eq!(s, 200);
     assert_eq!(ready["store"], "open");

@@ -126,6 +126,11 @@ pub async fn get_metrics(State(s): State<OperatorState>) -> Response {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
+    if let Some(n) = crate::metrics::established_connections(&s.mqtt_ports) {
+        s.metrics
+            .mqtt_connections
+            .store(n, std::sync::atomic::Ordering::Relaxed);
+    }
     s.metrics.mqtt_messages_out.store(
         s.publisher.published(),
         std::sync::atomic::Ordering::Relaxed,

@@ -37,6 +37,8 @@ pub struct OperatorState {
     pub shutdown: CancellationToken,
     /// What `/readyz` reports beside the store.
     pub ready: Arc<serde_json::Value>,
+    /// The embedded broker's listening ports, for the connections gauge.
+    pub mqtt_ports: Arc<Vec<u16>>,
 }
 
 pub fn router(state: OperatorState) -> Router {
