@@ -4,7 +4,6 @@ use super::link::Incoming;
 use super::topics::Topics;
 use super::{Outgoing, Publisher};
 use crate::commands::{self, Parsed};
-use crate::state::{Input, Reply};
 use crate::store::StoreHandle;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -109,27 +108,11 @@ pub async fn run(
             }
         };
         // Enqueue in order, await the durable reply concurrently: the store commits in batches.
-        let pending = store
-            .enqueue(Input::Intent {
-                intent,
-                source: "mqtt".into(),
-            })
-            .await;
+        let outcome = store.intent(intent, "mqtt".into()).await;
         let publisher = publisher.clone();
         let topics = topics.clone();
         tokio::spawn(async move {
-            let result = match pending {
-                Ok(rx) => match rx.await {
-                    Ok(Ok(Reply::Accepted(acc))) => {
-                        Ok(serde_json::to_value(acc).unwrap_or(Value::Null))
-                    }
-                    Ok(Ok(Reply::Rejected(why))) => Err(why),
-                    Ok(Ok(other)) => Err(format!("internal error: unexpected reply {other:?}")),
-                    Ok(Err(err)) => Err(format!("not accepted: {err}")),
-                    Err(_) => Err("not accepted: the gateway is shutting down".into()),
-                },
-                Err(err) => Err(format!("not accepted: {err}")),
-            };
+            let result = outcome.await.into_result();
             send_reply(
                 &publisher,
                 &topics,

@@ -5,7 +5,8 @@ use super::OperatorState;
 use crate::commands;
 use crate::mqtt::reply_payload;
 use crate::mqtt::topics::CommandTopic;
-use crate::state::{resolve::resolve_app, Input, Reply};
+use crate::state::resolve::resolve_app;
+use crate::store::IntentOutcome;
 use crate::telemetry::views;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -183,27 +184,10 @@ async fn mutate(s: &OperatorState, topic: CommandTopic, body: &[u8]) -> Response
                 .into_response()
         }
     };
-    let (status, result) = match s
-        .store
-        .submit(Input::Intent {
-            intent,
-            source: "rest".into(),
-        })
-        .await
-    {
-        Ok(Reply::Accepted(acc)) => (
-            StatusCode::OK,
-            Ok(serde_json::to_value(acc).unwrap_or(Value::Null)),
-        ),
-        Ok(Reply::Rejected(why)) => (StatusCode::UNPROCESSABLE_ENTITY, Err(why)),
-        Ok(other) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Err(format!("internal error: unexpected reply {other:?}")),
-        ),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Err(format!("not accepted: {e}")),
-        ),
+    let (status, result) = match s.store.intent(intent, "rest".into()).await.await {
+        IntentOutcome::Accepted(v) => (StatusCode::OK, Ok(v)),
+        IntentOutcome::Rejected(why) => (StatusCode::UNPROCESSABLE_ENTITY, Err(why)),
+        IntentOutcome::Failed(why) => (StatusCode::SERVICE_UNAVAILABLE, Err(why)),
     };
     (status, Json(reply_payload(result, parsed.transaction))).into_response()
 }

@@ -3,7 +3,6 @@
 use super::engine::{Engine, Firing, Outcome};
 use crate::mqtt::topics::Topics;
 use crate::mqtt::{Incoming, Outgoing, Publisher};
-use crate::state::{Input, Reply};
 use crate::store::StoreHandle;
 use crate::telemetry::views::rfc3339_ms;
 use bytes::Bytes;
@@ -116,26 +115,10 @@ async fn submit(firing: Firing, store: &StoreHandle, publisher: &Publisher, topi
         action,
         intent,
     } = firing;
-    let pending = store
-        .enqueue(Input::Intent {
-            intent,
-            source: format!("rule:{rule}"),
-        })
-        .await;
+    let outcome = store.intent(intent, format!("rule:{rule}")).await;
     let (publisher, topics) = (publisher.clone(), topics.clone());
     tokio::spawn(async move {
-        let result = match pending {
-            Ok(rx) => match rx.await {
-                Ok(Ok(Reply::Accepted(accepted))) => {
-                    Ok(serde_json::to_value(accepted).unwrap_or(Value::Null))
-                }
-                Ok(Ok(Reply::Rejected(why))) => Err(why),
-                Ok(Ok(other)) => Err(format!("internal error: unexpected reply {other:?}")),
-                Ok(Err(err)) => Err(format!("not accepted: {err}")),
-                Err(_) => Err("not accepted: the gateway is shutting down".into()),
-            },
-            Err(err) => Err(format!("not accepted: {err}")),
-        };
+        let result = outcome.await.into_result();
         let action_json = serde_json::to_value(&action).unwrap_or(Value::Null);
         match result {
             Ok(accepted) => {

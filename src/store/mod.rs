@@ -32,6 +32,27 @@ impl Change {
     }
 }
 
+/// What became of an intent, as every way in (MQTT, REST, rules) reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IntentOutcome {
+    /// Durable; the reply JSON (command, desired state, note ...).
+    Accepted(serde_json::Value),
+    /// Refused by the state machine (unknown app, nothing to cancel ...): the reason.
+    Rejected(String),
+    /// Not stored (store failure, shutting down): the reason.
+    Failed(String),
+}
+
+impl IntentOutcome {
+    /// The reply's `Ok(accepted JSON)` or `Err(reason)`.
+    pub fn into_result(self) -> Result<serde_json::Value, String> {
+        match self {
+            IntentOutcome::Accepted(v) => Ok(v),
+            IntentOutcome::Rejected(why) | IntentOutcome::Failed(why) => Err(why),
+        }
+    }
+}
+
 /// Wall clock for timestamps, monotonic clock for timers.
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
@@ -112,6 +133,34 @@ impl StoreHandle {
             .await
             .map_err(|_| StoreError::Write("the store is shutting down".into()))?;
         Ok(rx)
+    }
+
+    /// Queues an operator intent (in order, so intents apply in the order they arrived) and
+    /// returns a future for its durable outcome, to be awaited elsewhere so the caller can go on.
+    pub async fn intent(
+        &self,
+        intent: crate::state::Intent,
+        source: String,
+    ) -> impl std::future::Future<Output = IntentOutcome> + Send + 'static {
+        let pending = self.enqueue(Input::Intent { intent, source }).await;
+        async move {
+            match pending {
+                Ok(rx) => match rx.await {
+                    Ok(Ok(StateReply::Accepted(acc))) => {
+                        IntentOutcome::Accepted(serde_json::to_value(acc).unwrap_or_default())
+                    }
+                    Ok(Ok(StateReply::Rejected(why))) => IntentOutcome::Rejected(why),
+                    Ok(Ok(other)) => {
+                        IntentOutcome::Failed(format!("internal error: unexpected reply {other:?}"))
+                    }
+                    Ok(Err(err)) => IntentOutcome::Failed(format!("not accepted: {err}")),
+                    Err(_) => {
+                        IntentOutcome::Failed("not accepted: the gateway is shutting down".into())
+                    }
+                },
+                Err(err) => IntentOutcome::Failed(format!("not accepted: {err}")),
+            }
+        }
     }
 
     /// Whether the store actor is still running.
