@@ -115,8 +115,6 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             rules,
             rules_rx,
             store.clone(),
-            publisher.clone(),
-            topics.clone(),
             shutdown.clone(),
         ));
         Some((rule_filters, rules_tx))

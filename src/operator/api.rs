@@ -88,16 +88,25 @@ pub async fn get_location(State(s): State<OperatorState>) -> Json<Value> {
 
 #[derive(Deserialize)]
 pub struct CommandsQuery {
-    limit: Option<usize>,
+    limit: Option<String>,
 }
 
 /// The command log, newest first.
 pub async fn get_commands(
     State(s): State<OperatorState>,
     Query(q): Query<CommandsQuery>,
-) -> Json<Value> {
+) -> Response {
+    let limit = match q.limit.as_deref().map(str::parse::<usize>) {
+        None => 100,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "limit must be a non-negative integer, e.g. ?limit=20",
+            );
+        }
+    };
     let state = s.store.snapshot();
-    let limit = q.limit.unwrap_or(100);
     Json(Value::Array(
         state
             .commands
@@ -107,6 +116,7 @@ pub async fn get_commands(
             .map(views::command)
             .collect(),
     ))
+    .into_response()
 }
 
 pub async fn get_command(State(s): State<OperatorState>, Path(id): Path<String>) -> Response {

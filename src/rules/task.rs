@@ -1,12 +1,11 @@
 //! The rules task: MQTT messages and hold timers in, intents to the store and events out.
 
 use super::engine::{Engine, Firing, Outcome};
-use crate::mqtt::topics::Topics;
-use crate::mqtt::{Incoming, Outgoing, Publisher};
+use crate::mqtt::Incoming;
+use crate::state::Event;
 use crate::store::StoreHandle;
 use crate::telemetry::views::rfc3339_ms;
-use bytes::Bytes;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -20,17 +19,9 @@ fn unix_ms() -> u64 {
 }
 
 /// Publishes `{"event":name, ...fields, "at":...}` on `B/events`.
-fn publish_event(publisher: &Publisher, topics: &Topics, name: &str, fields: Value) {
-    let mut body = Map::new();
-    body.insert("event".into(), json!(name));
-    if let Value::Object(fields) = fields {
-        body.extend(fields);
-    }
-    body.insert("at".into(), json!(rfc3339_ms(unix_ms())));
-    publisher.publish(Outgoing::message(
-        topics.events(),
-        Bytes::from(Value::Object(body).to_string()),
-    ));
+/// Rule events join the store's events, so they reach `B/events` and the SSE stream alike.
+fn publish_event(store: &StoreHandle, name: &'static str, fields: Value) {
+    store.announce(Event::new(name, fields));
 }
 
 /// Runs until shutdown or until the ingress closes the channel.
@@ -38,8 +29,6 @@ pub async fn run(
     mut engine: Engine,
     mut incoming: mpsc::Receiver<Incoming>,
     store: StoreHandle,
-    publisher: Publisher,
-    topics: Topics,
     shutdown: CancellationToken,
 ) {
     tracing::info!(rules = engine.rules().len(), filters = ?engine.filters(), "bridge rules running");
@@ -58,15 +47,15 @@ pub async fn run(
             }
         };
         for outcome in outcomes {
-            handle(outcome, &store, &publisher, &topics).await;
+            handle(outcome, &store).await;
         }
     }
     tracing::debug!("bridge rules stopped");
 }
 
-async fn handle(outcome: Outcome, store: &StoreHandle, publisher: &Publisher, topics: &Topics) {
+async fn handle(outcome: Outcome, store: &StoreHandle) {
     match outcome {
-        Outcome::Fired(firing) => submit(firing, store, publisher, topics).await,
+        Outcome::Fired(firing) => submit(firing, store).await,
         Outcome::HoldStarted {
             rule,
             topic,
@@ -76,8 +65,7 @@ async fn handle(outcome: Outcome, store: &StoreHandle, publisher: &Publisher, to
             tracing::info!(rule, topic, hold = %humantime::format_duration(hold), "rule condition true; holding before firing");
             let left = deadline.saturating_duration_since(Instant::now());
             publish_event(
-                publisher,
-                topics,
+                store,
                 "rule_hold_started",
                 json!({
                     "rule": rule,
@@ -90,8 +78,7 @@ async fn handle(outcome: Outcome, store: &StoreHandle, publisher: &Publisher, to
         Outcome::HoldCancelled { rule, topic, held } => {
             tracing::info!(rule, topic, held = %humantime::format_duration(held), "rule condition false within its hold; firing cancelled");
             publish_event(
-                publisher,
-                topics,
+                store,
                 "rule_hold_cancelled",
                 json!({
                     "rule": rule,
@@ -108,7 +95,7 @@ async fn handle(outcome: Outcome, store: &StoreHandle, publisher: &Publisher, to
 
 /// Enqueues the intent in order (so two firings land in the order they fired), then awaits the
 /// durable answer on its own task so that fsync never delays other rules or timers.
-async fn submit(firing: Firing, store: &StoreHandle, publisher: &Publisher, topics: &Topics) {
+async fn submit(firing: Firing, store: &StoreHandle) {
     let Firing {
         rule,
         topic,
@@ -116,7 +103,7 @@ async fn submit(firing: Firing, store: &StoreHandle, publisher: &Publisher, topi
         intent,
     } = firing;
     let outcome = store.intent(intent, format!("rule:{rule}")).await;
-    let (publisher, topics) = (publisher.clone(), topics.clone());
+    let store = store.clone();
     tokio::spawn(async move {
         let result = outcome.await.into_result();
         let action_json = serde_json::to_value(&action).unwrap_or(Value::Null);
@@ -124,8 +111,7 @@ async fn submit(firing: Firing, store: &StoreHandle, publisher: &Publisher, topi
             Ok(accepted) => {
                 tracing::info!(rule, topic, action = %action_json, result = %accepted, "rule fired");
                 publish_event(
-                    &publisher,
-                    &topics,
+                    &store,
                     "rule_fired",
                     json!({ "rule": rule, "topic": topic, "action": action_json, "result": accepted }),
                 );
@@ -133,8 +119,7 @@ async fn submit(firing: Firing, store: &StoreHandle, publisher: &Publisher, topi
             Err(error) => {
                 tracing::warn!(rule, topic, action = %action_json, %error, "rule matched but could not act");
                 publish_event(
-                    &publisher,
-                    &topics,
+                    &store,
                     "rule_failed",
                     json!({ "rule": rule, "topic": topic, "action": action_json, "error": error }),
                 );

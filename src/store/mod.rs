@@ -163,6 +163,15 @@ impl StoreHandle {
         }
     }
 
+    /// Announces an event that changes no state (bridge rules), to the same consumers as the
+    /// store's own events: `B/events` and the SSE stream.
+    pub fn announce(&self, event: Event) {
+        let _ = self.changes_tx.send(Arc::new(Change {
+            events: vec![event],
+            ..Change::default()
+        }));
+    }
+
     /// Whether the store actor is still running.
     pub fn is_alive(&self) -> bool {
         !self.inputs_tx.is_closed()

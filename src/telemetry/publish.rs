@@ -12,6 +12,20 @@ use std::collections::{BTreeSet, HashMap};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
+/// The topic (below the base) where a state topic's JSON is retained; `apps` also fans out to
+/// `app/<name>` for each app.
+pub fn state_topic_name(topic: StateTopic) -> &'static str {
+    match topic {
+        StateTopic::Eve => "eve/state",
+        StateTopic::Device => "device",
+        StateTopic::Apps => "apps",
+        StateTopic::Profile => "profile",
+        StateTopic::Radio => "radio",
+        StateTopic::Network => "network",
+        StateTopic::Location => "location",
+    }
+}
+
 pub struct Telemetry {
     topics: Topics,
     publisher: Publisher,
@@ -40,16 +54,16 @@ impl Telemetry {
     }
 
     pub fn publish_topic(&mut self, state: &State, topic: StateTopic) {
-        let t = &self.topics;
+        let name = self.topics.topic(state_topic_name(topic));
         match topic {
-            StateTopic::Eve => self.retain(t.topic("eve/state"), &views::eve(state)),
-            StateTopic::Device => self.retain(t.topic("device"), &views::device(state)),
-            StateTopic::Profile => self.retain(t.topic("profile"), &views::profile(state)),
-            StateTopic::Radio => self.retain(t.topic("radio"), &views::radio(state)),
-            StateTopic::Network => self.retain(t.topic("network"), &views::network(state)),
-            StateTopic::Location => self.retain(t.topic("location"), &views::location(state)),
+            StateTopic::Eve => self.retain(name, &views::eve(state)),
+            StateTopic::Device => self.retain(name, &views::device(state)),
+            StateTopic::Profile => self.retain(name, &views::profile(state)),
+            StateTopic::Radio => self.retain(name, &views::radio(state)),
+            StateTopic::Network => self.retain(name, &views::network(state)),
+            StateTopic::Location => self.retain(name, &views::location(state)),
             StateTopic::Apps => {
-                self.retain(t.topic("apps"), &views::apps_summary(state));
+                self.retain(name, &views::apps_summary(state));
                 let mut now = BTreeSet::new();
                 for (name, view) in views::apps(state) {
                     let topic = self.topics.app(&name);
