@@ -3,14 +3,12 @@
 
 mod common;
 
-use common::mqtt::Probe;
+use common::mqtt::{command_timestamp, Probe};
 use common::*;
 use lps_bridge::eve::info::{BootReason, ZDeviceState, ZSwState};
 use lps_bridge::simulator::{self, AppSpec, SimHandle, SimOptions, SimSnapshot};
 use serde_json::Value;
 use std::time::Duration;
-
-const B: &str = "lps/edge";
 
 struct Rig {
     _gw: TestGateway,
@@ -53,6 +51,11 @@ impl Rig {
         r
     }
 
+    /// [`Rig::command`], returning the timestamp of the command it created.
+    async fn command_ts(&mut self, relative: &str, payload: &str) -> u64 {
+        command_timestamp(&self.command(relative, payload).await)
+    }
+
     async fn expect(&mut self, relative: &str, pred: impl Fn(&Value) -> bool) -> Value {
         self.probe.expect(&format!("{B}/{relative}"), pred).await
     }
@@ -75,22 +78,13 @@ fn is_ts(v: &Value, t: u64) -> bool {
     v.as_str().and_then(|s| s.parse::<u64>().ok()) == Some(t)
 }
 
-fn ts(reply: &Value) -> u64 {
-    reply["command"]["timestamp"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn app_restart_runs_through_the_whole_lifecycle() {
     let mut rig = Rig::start("vision,logger").await;
     rig.apps_known().await;
-    let r = rig
-        .command("app/vision/set", r#"{"command":"restart"}"#)
+    let t = rig
+        .command_ts("app/vision/set", r#"{"command":"restart"}"#)
         .await;
-    let t = ts(&r);
     rig.event("command_delivered").await;
     let done = rig.event("command_completed").await;
     assert_eq!(done["timestamp"], t.to_string());
@@ -121,9 +115,9 @@ async fn app_restart_runs_through_the_whole_lifecycle() {
 async fn app_purge_completes() {
     let mut rig = Rig::start("vision").await;
     rig.apps_known().await;
-    let t = ts(&rig
-        .command("app/vision/set", r#"{"command":"purge"}"#)
-        .await);
+    let t = rig
+        .command_ts("app/vision/set", r#"{"command":"purge"}"#)
+        .await;
     rig.expect("app/vision", move |v| {
         v["command"]["lifecycle"] == "completed" && is_ts(&v["last_cmd_timestamp"], t)
     })
@@ -164,9 +158,9 @@ async fn profile_switch_halts_and_starts_apps() {
 #[tokio::test]
 async fn collect_info_uses_unix_ns_timestamp() {
     let mut rig = Rig::start("vision").await;
-    let t = ts(&rig
-        .command("device/set", r#"{"command":"collect_info"}"#)
-        .await);
+    let t = rig
+        .command_ts("device/set", r#"{"command":"collect_info"}"#)
+        .await;
     rig.expect("device", move |v| {
         is_ts(&v["last_cmd_timestamp"], t) && v["command"].is_null()
     })
@@ -199,7 +193,9 @@ async fn shutdown_halts_all_apps() {
 async fn reboot_comes_back_with_reboot_reason() {
     let mut rig = Rig::start("vision").await;
     rig.apps_known().await;
-    let t = ts(&rig.command("device/set", r#"{"command":"reboot"}"#).await);
+    let t = rig
+        .command_ts("device/set", r#"{"command":"reboot"}"#)
+        .await;
     rig.expect("device", |v| v["state"] == "ZDEVICE_STATE_REBOOTING")
         .await;
     rig.expect("device", move |v| {

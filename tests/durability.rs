@@ -3,70 +3,49 @@
 
 mod common;
 
-use common::mqtt::Probe;
+use common::mqtt::{command_timestamp, Probe};
+use common::plant::{wait_ports, ChildGateway};
+use common::reports::{vision, VISION};
 use common::*;
 use lps_bridge::eve::profile::{
     LocalAppCmdList, LocalAppInfo, LocalAppInfoList, LocalDevCmd, LocalDevInfo,
 };
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const B: &str = "lps/edge";
-const VISION: &str = "6f1c2a3e-0000-4000-8000-000000000001";
-
 struct Proc {
-    child: Child,
+    child: ChildGateway,
     lps: String,
     mqtt_port: u16,
 }
 
-fn write_config(dir: &Path, lps_port: u16, mqtt_port: u16) -> std::path::PathBuf {
-    let path = dir.join("lps-bridge.toml");
-    let text = format!(
-        "[lps]\nlisten = \"127.0.0.1:{lps_port}\"\nserver_token = \"{TOKEN}\"\n[mqtt]\nlisten = \"127.0.0.1:{mqtt_port}\"\n[operator]\nlisten = \"\"\n[store]\ndir = \"{}\"\n",
-        dir.join("data").display()
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
+/// A gateway in a child process with its store in `dir`, once it listens.
 async fn spawn(dir: &Path) -> Proc {
     let (lps_port, mqtt_port) = (free_port(), free_port());
-    let config = write_config(dir, lps_port, mqtt_port);
-    let child = Command::new(env!("CARGO_BIN_EXE_lps-bridge"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let lps = format!("http://127.0.0.1:{lps_port}");
-    eventually("gateway child listening", || async {
-        let lps_up = std::net::TcpStream::connect(("127.0.0.1", lps_port)).is_ok();
-        let mqtt_up = std::net::TcpStream::connect(("127.0.0.1", mqtt_port)).is_ok();
-        (lps_up && mqtt_up).then_some(())
-    })
-    .await;
+    let child = ChildGateway::spawn_in(
+        dir,
+        &format!(
+            "[lps]\nlisten = \"127.0.0.1:{lps_port}\"\nserver_token = \"{TOKEN}\"\n[mqtt]\nlisten = \"127.0.0.1:{mqtt_port}\"\n"
+        ),
+        &[],
+    );
+    wait_ports(&[lps_port, mqtt_port]).await;
     Proc {
         child,
-        lps,
+        lps: format!("http://127.0.0.1:{lps_port}"),
         mqtt_port,
     }
 }
 
 fn kill9(proc: &mut Proc) {
-    proc.child.kill().unwrap(); // SIGKILL on Unix
-    proc.child.wait().unwrap();
+    proc.child.kill(); // SIGKILL on Unix
 }
 
 fn apps(last: u64) -> LocalAppInfoList {
     LocalAppInfoList {
         apps_info: vec![LocalAppInfo {
-            id: VISION.into(),
-            name: "vision".into(),
             last_cmd_timestamp: last,
-            ..Default::default()
+            ..vision()
         }],
     }
 }
@@ -85,16 +64,8 @@ async fn accepted_command_survives_kill_between_acceptance_and_delivery() {
         .await;
     assert_eq!(app["status"], "ok");
     assert_eq!(dev["status"], "ok");
-    let app_ts: u64 = app["command"]["timestamp"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let dev_ts: u64 = dev["command"]["timestamp"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let app_ts = command_timestamp(&app);
+    let dev_ts = command_timestamp(&dev);
     kill9(&mut gw); // acknowledged, never delivered
 
     let mut gw = spawn(tmp.path()).await;
@@ -112,11 +83,7 @@ async fn accepted_command_survives_kill_between_acceptance_and_delivery() {
     let next = probe
         .command(B, "device/set", r#"{"command":"reboot"}"#)
         .await;
-    let next_ts: u64 = next["command"]["timestamp"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let next_ts = command_timestamp(&next);
     assert!(
         next_ts > dev_ts && next_ts > app_ts,
         "new timestamps are larger after restart"
@@ -162,13 +129,7 @@ async fn no_acknowledged_command_is_lost_when_killed_mid_stream() {
     {
         let v = m.json();
         if v["status"] == "ok" {
-            acked.push(
-                v["command"]["timestamp"]
-                    .as_str()
-                    .unwrap()
-                    .parse::<u64>()
-                    .unwrap(),
-            );
+            acked.push(command_timestamp(&v));
         }
     }
     assert!(!acked.is_empty());

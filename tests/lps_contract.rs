@@ -2,34 +2,18 @@
 
 mod common;
 
+use common::reports::{vision_report, VISION};
+use common::store::{device_command, intent, set_profile, set_radio};
 use common::*;
 use lps_bridge::eve::common::BootOrder;
 use lps_bridge::eve::info::ZInfoLocation;
 use lps_bridge::eve::profile::*;
-use lps_bridge::state::{AppAction, DeviceAction, Input, Intent, NetworkPort};
+use lps_bridge::state::{AppAction, DeviceAction, Intent, NetworkPort};
 use serde_json::json;
 
-async fn intent(gw: &TestGateway, intent: Intent) {
-    gw.running()
-        .store
-        .submit(Input::Intent {
-            intent,
-            source: "test".into(),
-        })
-        .await
-        .unwrap();
-}
-
-fn apps() -> LocalAppInfoList {
-    LocalAppInfoList {
-        apps_info: vec![LocalAppInfo {
-            id: "6f1c2a3e-0000-4000-8000-000000000001".into(),
-            name: "vision".into(),
-            version: "1".into(),
-            state: lps_bridge::eve::info::ZSwState::Running as i32,
-            ..Default::default()
-        }],
-    }
+/// The status of an EVE request to `endpoint` with `msg`.
+async fn eve_post_status<M: prost::Message>(gw: &TestGateway, endpoint: &str, msg: &M) -> u16 {
+    eve_post(&gw.lps, endpoint, msg).await.status().as_u16()
 }
 
 #[tokio::test]
@@ -43,13 +27,7 @@ async fn local_profile_always_200_with_token() {
             server_token: TOKEN.into()
         }
     );
-    intent(
-        &gw,
-        Intent::SetProfile {
-            profile: "night".into(),
-        },
-    )
-    .await;
+    set_profile(&gw, "night").await;
     let p: LocalProfile = decode(eve_get(&gw.lps, "local_profile").await).await;
     assert_eq!(p.local_profile, "night");
     assert_eq!(p.server_token, TOKEN);
@@ -59,28 +37,20 @@ async fn local_profile_always_200_with_token() {
 async fn reports_get_204_until_something_is_set() {
     let gw = TestGateway::start().await;
     assert_eq!(
-        eve_post(&gw.lps, "radio", &RadioStatus::default())
-            .await
-            .status(),
+        eve_post_status(&gw, "radio", &RadioStatus::default()).await,
         204
     );
-    assert_eq!(eve_post(&gw.lps, "appinfo", &apps()).await.status(), 204);
+    assert_eq!(eve_post_status(&gw, "appinfo", &vision_report()).await, 204);
     assert_eq!(
-        eve_post(&gw.lps, "appbootinfo", &AppBootInfoList::default())
-            .await
-            .status(),
+        eve_post_status(&gw, "appbootinfo", &AppBootInfoList::default()).await,
         204
     );
     assert_eq!(
-        eve_post(&gw.lps, "devinfo", &LocalDevInfo::default())
-            .await
-            .status(),
+        eve_post_status(&gw, "devinfo", &LocalDevInfo::default()).await,
         204
     );
     assert_eq!(
-        eve_post(&gw.lps, "network", &NetworkInfo::default())
-            .await
-            .status(),
+        eve_post_status(&gw, "network", &NetworkInfo::default()).await,
         204
     );
     let loc = eve_post(
@@ -99,14 +69,8 @@ async fn reports_get_204_until_something_is_set() {
 #[tokio::test]
 async fn full_state_endpoints_answer_with_token_once_set() {
     let gw = TestGateway::start().await;
-    eve_post(&gw.lps, "appinfo", &apps()).await;
-    intent(
-        &gw,
-        Intent::SetRadio {
-            radio_silence: true,
-        },
-    )
-    .await;
+    eve_post(&gw.lps, "appinfo", &vision_report()).await;
+    set_radio(&gw, true).await;
     intent(
         &gw,
         Intent::SetBoot {
@@ -134,10 +98,7 @@ async fn full_state_endpoints_answer_with_token_once_set() {
         decode(eve_post(&gw.lps, "appbootinfo", &AppBootInfoList::default()).await).await;
     assert_eq!(boot.server_token, TOKEN);
     assert_eq!(boot.app_configs[0].displayname, "vision");
-    assert_eq!(
-        boot.app_configs[0].id,
-        "6f1c2a3e-0000-4000-8000-000000000001"
-    );
+    assert_eq!(boot.app_configs[0].id, VISION);
     assert_eq!(boot.app_configs[0].usb_boot, BootOrder::Usb as i32);
     let net: LocalNetworkConfig =
         decode(eve_post(&gw.lps, "network", &NetworkInfo::default()).await).await;
@@ -149,7 +110,7 @@ async fn full_state_endpoints_answer_with_token_once_set() {
 #[tokio::test]
 async fn commands_carry_token_timestamp_and_both_app_names() {
     let gw = TestGateway::start().await;
-    eve_post(&gw.lps, "appinfo", &apps()).await;
+    eve_post(&gw.lps, "appinfo", &vision_report()).await;
     intent(
         &gw,
         Intent::AppCommand {
@@ -158,21 +119,12 @@ async fn commands_carry_token_timestamp_and_both_app_names() {
         },
     )
     .await;
-    intent(
-        &gw,
-        Intent::DeviceCommand {
-            action: DeviceAction::CollectInfo,
-        },
-    )
-    .await;
-    let cmds: LocalAppCmdList = decode(eve_post(&gw.lps, "appinfo", &apps()).await).await;
+    device_command(&gw, DeviceAction::CollectInfo).await;
+    let cmds: LocalAppCmdList = decode(eve_post(&gw.lps, "appinfo", &vision_report()).await).await;
     assert_eq!(cmds.server_token, TOKEN);
     assert_eq!(cmds.app_commands.len(), 1);
     let c = &cmds.app_commands[0];
-    assert_eq!(
-        (c.id.as_str(), c.displayname.as_str()),
-        ("6f1c2a3e-0000-4000-8000-000000000001", "vision")
-    );
+    assert_eq!((c.id.as_str(), c.displayname.as_str()), (VISION, "vision"));
     assert_eq!(c.command, app_command::Command::Restart as i32);
     let now_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -236,7 +188,7 @@ async fn wrong_content_type_is_accepted() {
     let resp = reqwest::Client::new()
         .post(format!("{}/api/v1/appinfo", gw.lps))
         .header("Content-Type", "text/plain")
-        .body(prost::Message::encode_to_vec(&apps()))
+        .body(prost::Message::encode_to_vec(&vision_report()))
         .send()
         .await
         .unwrap();
@@ -254,16 +206,12 @@ async fn disabled_endpoint_is_404_and_others_are_not() {
     })
     .await;
     assert_eq!(
-        eve_post(&gw.lps, "location", &ZInfoLocation::default())
-            .await
-            .status(),
+        eve_post_status(&gw, "location", &ZInfoLocation::default()).await,
         404
     );
     assert_eq!(eve_get(&gw.lps, "signal").await.status(), 404);
     assert_eq!(
-        eve_post(&gw.lps, "radio", &RadioStatus::default())
-            .await
-            .status(),
+        eve_post_status(&gw, "radio", &RadioStatus::default()).await,
         204
     );
     assert_eq!(
@@ -276,20 +224,8 @@ async fn disabled_endpoint_is_404_and_others_are_not() {
 #[tokio::test]
 async fn device_commands_wait_for_last_cmd_timestamp() {
     let gw = TestGateway::start().await;
-    intent(
-        &gw,
-        Intent::DeviceCommand {
-            action: DeviceAction::CollectInfo,
-        },
-    )
-    .await;
-    intent(
-        &gw,
-        Intent::DeviceCommand {
-            action: DeviceAction::Reboot,
-        },
-    )
-    .await;
+    device_command(&gw, DeviceAction::CollectInfo).await;
+    device_command(&gw, DeviceAction::Reboot).await;
     let first: LocalDevCmd =
         decode(eve_post(&gw.lps, "devinfo", &LocalDevInfo::default()).await).await;
     let again: LocalDevCmd =
@@ -308,5 +244,5 @@ async fn device_commands_wait_for_last_cmd_timestamp() {
         last_cmd_timestamp: second.timestamp,
         ..Default::default()
     };
-    assert_eq!(eve_post(&gw.lps, "devinfo", &report).await.status(), 204);
+    assert_eq!(eve_post_status(&gw, "devinfo", &report).await, 204);
 }

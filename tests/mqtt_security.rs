@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::store::desired_profile;
 use common::*;
 use lps_bridge::config::MqttUser;
 use rumqttc::{AsyncClient, ConnectReturnCode, Event, MqttOptions, Packet};
@@ -111,10 +112,7 @@ async fn an_authenticated_user_can_command() {
     })
     .await
     .expect("reply");
-    assert_eq!(
-        gw.running().store.snapshot().meta.desired.profile.name,
-        "night"
-    );
+    assert_eq!(desired_profile(&gw), "night");
 }
 
 #[test]

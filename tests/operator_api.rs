@@ -3,13 +3,13 @@
 
 mod common;
 
+use bytes::Bytes;
 use common::mqtt::Probe;
+use common::reports::{device_online, vision, VISION};
 use common::*;
-use futures::StreamExt;
-use lps_bridge::eve::profile::{LocalAppInfo, LocalAppInfoList, LocalDevInfo};
+use futures::{Stream, StreamExt};
+use lps_bridge::eve::profile::{LocalAppInfo, LocalAppInfoList};
 use serde_json::{json, Value};
-
-const VISION: &str = "6f1c2a3e-0000-4000-8000-000000000001";
 
 fn base(gw: &TestGateway) -> String {
     format!("http://{}", gw.running().operator_addr.unwrap())
@@ -18,11 +18,8 @@ fn base(gw: &TestGateway) -> String {
 fn apps() -> LocalAppInfoList {
     LocalAppInfoList {
         apps_info: vec![LocalAppInfo {
-            id: VISION.into(),
-            name: "vision".into(),
             version: "2".into(),
-            state: 7,
-            ..Default::default()
+            ..vision()
         }],
     }
 }
@@ -52,20 +49,37 @@ async fn get(url: &str) -> (u16, Value) {
     )
 }
 
+/// Appends what arrives on the stream to `text` until `done(text)`; each chunk within the patience.
+async fn read_until(
+    stream: &mut (impl Stream<Item = reqwest::Result<Bytes>> + Unpin),
+    text: &mut String,
+    done: impl Fn(&str) -> bool,
+) {
+    while !done(text) {
+        let chunk = tokio::time::timeout(patience(), stream.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+/// The Prometheus text at `{b}/metrics`.
+async fn metrics(b: &str) -> String {
+    reqwest::get(format!("{b}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn reads_mirror_the_state_topics() {
     let gw = TestGateway::start().await;
     eve_post(&gw.lps, "appinfo", &apps()).await;
-    eve_post(
-        &gw.lps,
-        "devinfo",
-        &LocalDevInfo {
-            device_uuid: "dev-9".into(),
-            state: 1,
-            ..Default::default()
-        },
-    )
-    .await;
+    eve_post(&gw.lps, "devinfo", &device_online("dev-9")).await;
     let b = base(&gw);
     let (s, state) = get(&format!("{b}/api/state")).await;
     assert_eq!(s, 200);
@@ -193,23 +207,12 @@ async fn sse_streams_state_and_events_and_ends_on_shutdown() {
     let mut stream = resp.bytes_stream();
     let mut text = String::new();
     // The first message is the full state.
-    while !text.contains("event: state") {
-        let chunk = tokio::time::timeout(patience(), stream.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        text.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    read_until(&mut stream, &mut text, |t| t.contains("event: state")).await;
     post(&format!("{b}/api/profile"), "night", None).await;
-    while !(text.contains("\"event\":\"profile_set\"") && text.contains("\"desired\":\"night\"")) {
-        let chunk = tokio::time::timeout(patience(), stream.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        text.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    read_until(&mut stream, &mut text, |t| {
+        t.contains("\"event\":\"profile_set\"") && t.contains("\"desired\":\"night\"")
+    })
+    .await;
     let stop = tokio::spawn(async move { gw.stop().await });
     let end = tokio::time::timeout(patience(), async {
         while let Some(chunk) = stream.next().await {
@@ -235,12 +238,7 @@ async fn metrics_and_health() {
     eve_post(&gw.lps, "appinfo", &apps()).await;
     let b = base(&gw);
     post(&format!("{b}/api/device"), r#"{"command":"reboot"}"#, None).await;
-    let text = reqwest::get(format!("{b}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics(&b).await;
     assert!(
         text.contains("lps_bridge_eve_requests_total{endpoint=\"appinfo\",status=\"204\"} 2"),
         "{text}"
@@ -253,12 +251,7 @@ async fn metrics_and_health() {
     assert!(text.contains("lps_bridge_store_commits_total"));
     assert!(text.contains("lps_bridge_mqtt_messages_published_total"));
     let _probe = Probe::connect(gw.mqtt_port, &[]).await;
-    let text = reqwest::get(format!("{b}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics(&b).await;
     let connections: u64 = text
         .lines()
         .find_map(|l| l.strip_prefix("lps_bridge_mqtt_connections "))

@@ -4,15 +4,14 @@
 mod common;
 
 use common::mqtt::Probe;
+use common::reports::{logger, vision, VISION};
+use common::store::desired_profile;
 use common::*;
 use lps_bridge::config::{Config, RuleConfig};
-use lps_bridge::eve::profile::{LocalAppInfo, LocalAppInfoList};
+use lps_bridge::eve::profile::LocalAppInfoList;
 use lps_bridge::state::{AppAction, CommandKind, DeviceAction, State};
 use serde_json::{json, Value};
 use std::time::Duration;
-
-const B: &str = "lps/edge";
-const VISION: &str = "6f1c2a3e-0000-4000-8000-000000000001";
 
 /// `[[rules]]` as an operator would write them.
 fn rules(toml: &str) -> Vec<RuleConfig> {
@@ -102,10 +101,7 @@ async fn a_plc_shift_topic_switches_the_profile() {
         .expect(&format!("{B}/events"), |v| v["event"] == "profile_set")
         .await;
     assert_eq!(set["source"], "rule:night shift");
-    assert_eq!(
-        gw.running().store.snapshot().meta.desired.profile.name,
-        "night"
-    );
+    assert_eq!(desired_profile(&gw), "night");
 }
 
 #[tokio::test]
@@ -176,20 +172,7 @@ async fn a_ups_back_on_mains_within_the_hold_cancels_then_a_held_failure_powers_
 async fn a_wildcard_fault_restarts_that_app_and_an_unknown_app_is_reported() {
     let gw = gateway(FAULT).await;
     let apps = LocalAppInfoList {
-        apps_info: vec![
-            LocalAppInfo {
-                id: VISION.into(),
-                name: "vision".into(),
-                state: 7,
-                ..Default::default()
-            },
-            LocalAppInfo {
-                id: "6f1c2a3e-0000-4000-8000-000000000002".into(),
-                name: "logger".into(),
-                state: 7,
-                ..Default::default()
-            },
-        ],
+        apps_info: vec![vision(), logger()],
     };
     assert!(eve_post(&gw.lps, "appinfo", &apps)
         .await

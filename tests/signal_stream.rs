@@ -3,22 +3,12 @@
 
 mod common;
 
+use common::store::{device_command, set_profile, set_radio};
 use common::*;
 use futures::StreamExt;
-use lps_bridge::state::{DeviceAction, Input, Intent};
+use lps_bridge::state::DeviceAction;
 use serde_json::Value;
 use std::time::Duration;
-
-async fn intent(gw: &TestGateway, intent: Intent) {
-    gw.running()
-        .store
-        .submit(Input::Intent {
-            intent,
-            source: "test".into(),
-        })
-        .await
-        .unwrap();
-}
 
 /// Reads NDJSON lines from a streaming response.
 struct Lines {
@@ -74,33 +64,15 @@ fn endpoints(v: &Value) -> Vec<String> {
 #[tokio::test]
 async fn pending_at_connect_then_one_line_per_change() {
     let gw = TestGateway::start().await;
-    intent(
-        &gw,
-        Intent::SetProfile {
-            profile: "night".into(),
-        },
-    )
-    .await;
-    intent(
-        &gw,
-        Intent::DeviceCommand {
-            action: DeviceAction::Reboot,
-        },
-    )
-    .await;
+    set_profile(&gw, "night").await;
+    device_command(&gw, DeviceAction::Reboot).await;
     let mut lines = Lines::open(&gw).await;
     let first = lines.next(patience()).await.unwrap();
     assert_eq!(
         endpoints(&first),
         vec!["CONFIG_ENDPOINT_LOCAL_PROFILE", "CONFIG_ENDPOINT_DEV_INFO"]
     );
-    intent(
-        &gw,
-        Intent::SetRadio {
-            radio_silence: true,
-        },
-    )
-    .await;
+    set_radio(&gw, true).await;
     assert_eq!(
         endpoints(&lines.next(patience()).await.unwrap()),
         vec!["CONFIG_ENDPOINT_RADIO"]
@@ -134,50 +106,14 @@ async fn bursts_are_coalesced_and_paced() {
     })
     .await;
     let mut lines = Lines::open(&gw).await;
-    intent(
-        &gw,
-        Intent::SetProfile {
-            profile: "a".into(),
-        },
-    )
-    .await;
+    set_profile(&gw, "a").await;
     let first = lines.next(patience()).await.unwrap();
     assert_eq!(endpoints(&first), vec!["CONFIG_ENDPOINT_LOCAL_PROFILE"]);
-    intent(
-        &gw,
-        Intent::SetRadio {
-            radio_silence: true,
-        },
-    )
-    .await;
-    intent(
-        &gw,
-        Intent::DeviceCommand {
-            action: DeviceAction::Reboot,
-        },
-    )
-    .await;
-    intent(
-        &gw,
-        Intent::SetProfile {
-            profile: "b".into(),
-        },
-    )
-    .await;
-    intent(
-        &gw,
-        Intent::SetRadio {
-            radio_silence: false,
-        },
-    )
-    .await;
-    intent(
-        &gw,
-        Intent::SetProfile {
-            profile: "c".into(),
-        },
-    )
-    .await;
+    set_radio(&gw, true).await;
+    device_command(&gw, DeviceAction::Reboot).await;
+    set_profile(&gw, "b").await;
+    set_radio(&gw, false).await;
+    set_profile(&gw, "c").await;
     let second = lines.next(patience()).await.unwrap();
     let mut got = endpoints(&second);
     got.sort();

@@ -3,6 +3,9 @@
 #![allow(dead_code)]
 
 pub mod mqtt;
+pub mod plant;
+pub mod reports;
+pub mod store;
 
 use lps_bridge::app::{self, Running};
 use lps_bridge::config::{Config, Settings};
@@ -30,6 +33,9 @@ pub fn free_port() -> u16 {
 }
 
 pub const TOKEN: &str = "test-token";
+
+/// The gateway's MQTT base topic (the default).
+pub const B: &str = "lps/edge";
 
 /// A config for tests: everything on loopback, a fast signal pacer, the given data dir.
 pub fn test_config(dir: &Path) -> Config {

@@ -148,3 +148,12 @@ impl Probe {
         self.seen.clear();
     }
 }
+
+/// The timestamp of the command in a command reply: a uint64, in protobuf JSON a string.
+pub fn command_timestamp(reply: &Value) -> u64 {
+    reply["command"]["timestamp"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
