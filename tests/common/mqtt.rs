@@ -27,9 +27,21 @@ pub struct Probe {
 impl Probe {
     /// Connects and subscribes to `filters`; waits for the connection.
     pub async fn connect(port: u16, filters: &[&str]) -> Probe {
+        Self::connect_with(port, None, filters).await
+    }
+
+    /// Connects with a user name and password.
+    pub async fn connect_as(port: u16, credentials: (&str, &str), filters: &[&str]) -> Probe {
+        Self::connect_with(port, Some(credentials), filters).await
+    }
+
+    async fn connect_with(port: u16, credentials: Option<(&str, &str)>, filters: &[&str]) -> Probe {
         let id = format!("probe-{}", uuid::Uuid::new_v4());
         let mut opts = MqttOptions::new(id, "127.0.0.1", port);
         opts.set_keep_alive(Duration::from_secs(30));
+        if let Some((user, password)) = credentials {
+            opts.set_credentials(user, password);
+        }
         opts.set_max_packet_size(1 << 20, 1 << 20);
         let (client, mut eventloop) = AsyncClient::new(opts, 256);
         let (tx, rx) = mpsc::unbounded_channel();
