@@ -10,22 +10,32 @@ pub const DEMO_TOKEN: &str = "demo-token";
 /// Sample apps: a vision app for the day shift, a GPU trainer for nights, two that always run.
 pub const DEMO_APPS: &str = "vision@day,gpu-trainer@night,historian,plc-gateway";
 
-/// The demo's config: defaults, a shared token, two profiles, data in a scratch directory.
-pub fn config(data_dir: Option<PathBuf>) -> Config {
-    let mut c = Config::default();
-    c.lps.listen = "127.0.0.1:8888".into();
-    c.lps.server_token = DEMO_TOKEN.into();
+/// The demo's config: `base` (the built-in defaults, or a file) with the EVE API on loopback
+/// unless the file says otherwise, a shared token and two profiles unless set, and the data in a
+/// scratch directory unless `data_dir` is given.
+pub fn config(base: Option<Config>, data_dir: Option<PathBuf>) -> Config {
+    let mut c = base.unwrap_or_else(|| {
+        let mut c = Config::default();
+        // The simulated node is local: nothing else needs to reach the EVE API.
+        c.lps.listen = "127.0.0.1:8888".into();
+        c
+    });
+    if c.lps.server_token.is_empty() {
+        c.lps.server_token = DEMO_TOKEN.into();
+    }
     c.store.dir = data_dir.unwrap_or_else(|| std::env::temp_dir().join("lps-bridge-demo"));
-    c.profiles = vec![
-        ProfileEntry {
-            name: "day".into(),
-            description: "Vision inspection owns the GPU".into(),
-        },
-        ProfileEntry {
-            name: "night".into(),
-            description: "Model training owns the GPU".into(),
-        },
-    ];
+    if c.profiles.is_empty() {
+        c.profiles = vec![
+            ProfileEntry {
+                name: "day".into(),
+                description: "Vision inspection owns the GPU".into(),
+            },
+            ProfileEntry {
+                name: "night".into(),
+                description: "Model training owns the GPU".into(),
+            },
+        ];
+    }
     c
 }
 
@@ -35,9 +45,10 @@ pub async fn run(
     speed: f64,
     signal: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let token = config.lps.server_token.clone();
     let settings = config.validate()?;
     let running = crate::app::start(settings).await?;
-    let mut opts = SimOptions::new(format!("http://{}", running.lps_addr), DEMO_TOKEN);
+    let mut opts = SimOptions::new(format!("http://{}", running.lps_addr), token);
     opts.apps = AppSpec::parse_list(DEMO_APPS).map_err(anyhow::Error::msg)?;
     opts.speed = speed;
     let sim = simulator::spawn(opts);

@@ -25,6 +25,9 @@ enum Command {
     },
     /// The gateway plus a simulated EVE node with sample apps: see everything work at once.
     Demo {
+        /// Start from this config file instead of the built-in defaults (listen addresses ...).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
         /// Where the demo keeps its data (default: a directory under the system temp dir).
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -121,9 +124,20 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Demo { data_dir, speed } => {
+        Command::Demo {
+            config,
+            data_dir,
+            speed,
+        } => {
             init_logging();
-            let mut config = lps_bridge::demo::config(data_dir);
+            let base = match config.as_deref().map(|p| Config::load(Some(p))).transpose() {
+                Ok(base) => base,
+                Err(e) => {
+                    eprintln!("lps-bridge demo: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            let mut config = lps_bridge::demo::config(base, data_dir);
             config.apply_env(|k| std::env::var(k).ok());
             match runtime().block_on(lps_bridge::demo::run(
                 config,

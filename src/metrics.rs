@@ -135,6 +135,15 @@ impl Metrics {
 /// Established TCP connections whose local port is one of `ports`, from the kernel's socket table
 /// (the embedded broker does not report its clients). `None` where /proc is not available.
 pub fn established_connections(ports: &[u16]) -> Option<u64> {
+    count_sockets(ports, ESTABLISHED)
+}
+
+const ESTABLISHED: &str = "01";
+/// The kernel's code for a listening socket.
+pub const LISTEN: &str = "0A";
+
+/// Sockets in `state` (the kernel's hex code) whose local port is one of `ports`.
+pub fn count_sockets(ports: &[u16], state: &str) -> Option<u64> {
     let mut total = 0;
     let mut readable = false;
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
@@ -142,12 +151,12 @@ pub fn established_connections(ports: &[u16]) -> Option<u64> {
             continue;
         };
         readable = true;
-        total += count_established(&text, ports);
+        total += count_in_state(&text, ports, state);
     }
     readable.then_some(total)
 }
 
-fn count_established(table: &str, ports: &[u16]) -> u64 {
+fn count_in_state(table: &str, ports: &[u16], wanted: &str) -> u64 {
     table
         .lines()
         .skip(1)
@@ -159,7 +168,7 @@ fn count_established(table: &str, ports: &[u16]) -> u64 {
                 .rsplit(':')
                 .next()
                 .and_then(|p| u16::from_str_radix(p, 16).ok());
-            state == "01" && port.is_some_and(|p| ports.contains(&p))
+            state == wanted && port.is_some_and(|p| ports.contains(&p))
         })
         .count() as u64
 }
@@ -176,10 +185,11 @@ mod tests {
    2: 0100007F:C350 0100007F:075B 01 00000000:00000000 00:00000000 00000000     0        0 3 1
    3: 0100007F:075B 0100007F:C351 06 00000000:00000000 00:00000000 00000000     0        0 4 1";
         assert_eq!(
-            count_established(table, &[1883]),
+            count_in_state(table, &[1883], ESTABLISHED),
             1,
             "listening, client side and TIME_WAIT excluded"
         );
+        assert_eq!(count_in_state(table, &[1883], LISTEN), 1);
     }
 
     #[test]

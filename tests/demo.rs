@@ -1,5 +1,6 @@
 //! `lps-bridge demo` as a newcomer runs it: one command, then the dashboard URL works and shows
-//! the simulated node's apps. Uses the demo's fixed ports (8888, 1883, 8080).
+//! the simulated node's apps. (On free ports given by a config file, so that nothing else on the
+//! machine, such as a system Mosquitto on 1883, can get in the way.)
 
 mod common;
 
@@ -9,15 +10,25 @@ use std::process::{Command, Stdio};
 #[tokio::test]
 async fn demo_serves_dashboard_with_simulated_apps() {
     let tmp = tempfile::tempdir().unwrap();
+    let (lps, mqtt, operator) = (free_port(), free_port(), free_port());
+    let config = tmp.path().join("demo.toml");
+    std::fs::write(
+        &config,
+        format!("[lps]\nlisten = \"127.0.0.1:{lps}\"\n[mqtt]\nlisten = \"127.0.0.1:{mqtt}\"\n[operator]\nlisten = \"127.0.0.1:{operator}\"\n"),
+    )
+    .unwrap();
+    let base = format!("http://127.0.0.1:{operator}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_lps-bridge"))
-        .args(["demo", "--speed", "20", "--data-dir"])
-        .arg(tmp.path())
+        .args(["demo", "--speed", "20", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let state = eventually("demo apps running", || async {
-        let resp = reqwest::get("http://127.0.0.1:8080/api/state").await.ok()?;
+        let resp = reqwest::get(format!("{base}/api/state")).await.ok()?;
         let state: serde_json::Value = serde_json::from_slice(&resp.bytes().await.ok()?).ok()?;
         let apps = state["apps"].as_array()?;
         (apps.len() == 4 && state["eve"]["state"] == "online").then_some(state)
@@ -33,7 +44,7 @@ async fn demo_serves_dashboard_with_simulated_apps() {
         names.contains(&"vision") && names.contains(&"gpu-trainer"),
         "{names:?}"
     );
-    let page = reqwest::get("http://127.0.0.1:8080/")
+    let page = reqwest::get(format!("{base}/"))
         .await
         .unwrap()
         .text()
@@ -41,7 +52,7 @@ async fn demo_serves_dashboard_with_simulated_apps() {
         .unwrap();
     assert!(page.contains("lps-bridge"));
     let profiles: serde_json::Value = serde_json::from_slice(
-        &reqwest::get("http://127.0.0.1:8080/api/profiles")
+        &reqwest::get(format!("{base}/api/profiles"))
             .await
             .unwrap()
             .bytes()
@@ -54,7 +65,7 @@ async fn demo_serves_dashboard_with_simulated_apps() {
     let out = child.wait_with_output().unwrap();
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(
-        printed.contains("http://127.0.0.1:8080/") && printed.contains("1883"),
+        printed.contains(&format!("{base}/")) && printed.contains(&mqtt.to_string()),
         "{printed}"
     );
 }

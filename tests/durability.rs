@@ -97,6 +97,12 @@ async fn no_acknowledged_command_is_lost_when_killed_mid_stream() {
     let mut gw = spawn(tmp.path()).await;
     let mut probe = Probe::connect(gw.mqtt_port, &[&format!("{B}/response/#")]).await;
     let topic = format!("{B}/device/set");
+    // One round trip first: the stream below starts against a gateway known to be answering.
+    let first = probe
+        .command(B, "device/set", r#"{"command":"collect_info"}"#)
+        .await;
+    assert_eq!(first["status"], "ok", "{first}");
+    probe.forget();
     for i in 0..300 {
         probe
             .publish(

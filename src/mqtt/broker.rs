@@ -87,7 +87,13 @@ pub fn check_tls(tls: &MqttTls) -> Result<(), BrokerError> {
 }
 
 /// Starts the broker and returns the gateway's link into it.
-pub fn start(cfg: &MqttConfig, listeners: &Listeners) -> Result<(LinkTx, LinkRx), BrokerError> {
+/// Starts the broker with the gateway's link already subscribed to `filters`, so that once a
+/// client can connect, no command it sends can be missed.
+pub fn start(
+    cfg: &MqttConfig,
+    listeners: &Listeners,
+    filters: &[String],
+) -> Result<(LinkTx, LinkRx), BrokerError> {
     let users = Users::new(&cfg.users).map_err(BrokerError::Config)?;
     check_free(listeners.v4)?;
     if let Some(v5) = listeners.v5 {
@@ -130,9 +136,11 @@ pub fn start(cfg: &MqttConfig, listeners: &Listeners) -> Result<(LinkTx, LinkRx)
         ..Config::default()
     };
     let mut broker = Broker::new(config);
-    let link = broker
+    let (mut link_tx, mut link_rx) = broker
         .link("lps-bridge")
         .map_err(|e| BrokerError::Link(e.to_string()))?;
+    // The router runs from Broker::new; the listeners only from start().
+    super::link::subscribe(&mut link_tx, &mut link_rx, filters).map_err(BrokerError::Link)?;
     std::thread::Builder::new()
         .name("mqtt-broker".into())
         .spawn(move || {
@@ -142,31 +150,48 @@ pub fn start(cfg: &MqttConfig, listeners: &Listeners) -> Result<(LinkTx, LinkRx)
         })
         .map_err(BrokerError::Thread)?;
     wait_listening(listeners.v4)?;
-    Ok(link)
+    Ok((link_tx, link_rx))
 }
 
-/// The broker binds on its own thread: wait until it accepts connections, so that "started"
-/// means "clients can connect".
+/// The broker binds on its own thread: wait until it listens, so that "started" means "clients
+/// can connect". Reads the kernel's socket table where there is one (a probe connection would
+/// make the broker log an aborted client); elsewhere tries to connect.
 fn wait_listening(addr: SocketAddr) -> Result<(), BrokerError> {
-    let target = if addr.ip().is_unspecified() {
-        SocketAddr::new(
-            match addr {
-                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            },
-            addr.port(),
-        )
-    } else {
-        addr
-    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        match std::net::TcpStream::connect_timeout(&target, std::time::Duration::from_millis(200)) {
-            Ok(_) => return Ok(()),
-            Err(e) if std::time::Instant::now() > deadline => {
-                return Err(BrokerError::Bind(addr, e))
-            }
-            Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+        let listening = match crate::metrics::count_sockets(&[addr.port()], crate::metrics::LISTEN)
+        {
+            Some(n) => n > 0,
+            None => std::net::TcpStream::connect_timeout(
+                &loopback(addr),
+                std::time::Duration::from_millis(200),
+            )
+            .is_ok(),
+        };
+        if listening {
+            return Ok(());
         }
+        if std::time::Instant::now() > deadline {
+            return Err(BrokerError::Bind(
+                addr,
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the broker did not start listening within 10 s",
+                ),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
+}
+
+/// Where to reach a listener bound to `addr` from this machine.
+fn loopback(addr: SocketAddr) -> SocketAddr {
+    if !addr.ip().is_unspecified() {
+        return addr;
+    }
+    let ip: std::net::IpAddr = match addr {
+        SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+        SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+    };
+    SocketAddr::new(ip, addr.port())
 }

@@ -132,8 +132,7 @@ pub fn start_embedded(
         v5: settings.mqtt_listen_v5,
         tls: settings.mqtt_tls.clone(),
     };
-    let (mut link_tx, mut link_rx) = broker::start(cfg, &listeners)?;
-    link::subscribe(&mut link_tx, &mut link_rx, &filters).map_err(BrokerError::Link)?;
+    let (link_tx, link_rx) = broker::start(cfg, &listeners, &filters)?;
     link::spawn_writer(link_tx, publisher.add_sink()).map_err(BrokerError::Thread)?;
     tokio::spawn(link::run_reader(link_rx, incoming));
     tracing::info!(%listen, v5 = ?settings.mqtt_listen_v5, tls = ?listeners.tls.as_ref().map(|t| t.0), users = cfg.users.len(), "embedded MQTT broker listening");

@@ -18,13 +18,14 @@ fn authorized(state: &OperatorState, request: &Request) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         // EventSource cannot set headers: the dashboard passes the token as a query parameter.
+        .map(str::to_string)
         .or_else(|| {
-            request
-                .uri()
-                .query()
-                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")))
+            let query = request.uri().query()?;
+            form_urlencoded::parse(query.as_bytes())
+                .find(|(key, _)| key == "token")
+                .map(|(_, value)| value.into_owned())
         })
-        .unwrap_or("");
+        .unwrap_or_default();
     bool::from(given.as_bytes().ct_eq(token.as_bytes()))
 }
 

@@ -5,13 +5,16 @@
 use super::OperatorState;
 use crate::telemetry::views;
 use axum::extract::State;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event, Sse};
 use futures::stream::Stream;
 use std::convert::Infallible;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+
+/// How often an idle stream sends `event: ping`.
+const PING_EVERY: Duration = Duration::from_secs(15);
 
 fn unix_ms() -> u64 {
     std::time::SystemTime::now()
@@ -36,10 +39,20 @@ pub async fn get_events(
         if tx.send(Ok(state_event(&s))).await.is_err() {
             return;
         }
+        // A visible heartbeat (comments never reach the page): lets the dashboard notice a
+        // half-open connection that would otherwise look live forever.
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.tick().await;
         loop {
             let got = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tx.closed() => break,
+                _ = ping.tick() => {
+                    if tx.send(Ok(Event::default().event("ping").data(views::rfc3339_ms(unix_ms())))).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
                 got = changes.recv() => got,
             };
             let mut send_state = false;
@@ -74,5 +87,5 @@ pub async fn get_events(
             }
         }
     });
-    Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    Sse::new(ReceiverStream::new(rx))
 }

@@ -15,6 +15,7 @@ let source = null; // the EventSource
 let retryTimer = null;
 let retryMs = 1000;
 let profilesLoaded = false;
+let lastUpdate = null; // when the last state arrived, for the offline banner
 
 // ---------------------------------------------------------------------------------------------
 // Small DOM and formatting helpers
@@ -267,12 +268,17 @@ function connectEvents() {
   source = es;
   es.addEventListener('open', () => {
     retryMs = 1000;
+    if (!profilesLoaded) loadProfiles(); // the gateway was unreachable when the page loaded
   });
   es.addEventListener('state', (e) => {
+    heard(es);
     setGateway('live');
     render(JSON.parse(e.data));
   });
-  es.addEventListener('event', (e) => logEvent(JSON.parse(e.data)));
+  es.addEventListener('event', (e) => { heard(es); logEvent(JSON.parse(e.data)); });
+  // The gateway sends a ping every 15 s while idle: silence for 40 s means a half-open stream.
+  es.addEventListener('ping', () => heard(es));
+  heard(es);
   es.addEventListener('error', () => {
     // We reconnect ourselves (with backoff) so a 401 or a dead gateway is diagnosed, not retried blindly.
     es.close();
@@ -282,6 +288,19 @@ function connectEvents() {
     retryTimer = setTimeout(connectEvents, retryMs);
     retryMs = Math.min(retryMs * 2, 15000);
   });
+}
+
+let silenceTimer = null;
+// Restarts the silence watchdog; when it fires, the stream is treated as failed.
+function heard(es) {
+  clearTimeout(silenceTimer);
+  silenceTimer = setTimeout(() => {
+    if (source !== es) return;
+    es.close();
+    source = null;
+    diagnose();
+    connectEvents();
+  }, 40000);
 }
 
 // Why did the stream fail? Ask /api/state: unreachable, a token problem, or a blip.
@@ -305,8 +324,6 @@ async function diagnose() {
     setGateway('offline', `Cannot reach lps-bridge; reconnecting…${since}`);
   }
 }
-
-let lastUpdate = null;
 
 // ---------------------------------------------------------------------------------------------
 // Rendering of the full state
@@ -377,7 +394,8 @@ function renderDevice(dev) {
   setText('device-boot-time', dev.boot_time ? `${fmtTime(dev.boot_time)} (${ago(dev.boot_time)})` : null);
   setText('device-boot-reason', pretty(dev.last_boot_reason, 'BOOT_REASON_'));
   const reasons = (dev.maintenance_mode_reasons || []).map((r) => pretty(r, 'MAINTENANCE_MODE_REASON_')).filter((r) => r !== 'none');
-  setText('device-maintenance', reasons.length ? reasons.join(', ') : 'none').className = reasons.length ? 'warn' : '';
+  const maintenance = reasons.length ? reasons.join(', ') : dev.device_uuid ? 'none' : null;
+  setText('device-maintenance', maintenance).className = reasons.length ? 'warn' : '';
   const cell = $('#device-command');
   fillCommand(cell, dev.command);
   const queued = (dev.queued_commands || []).length;
@@ -474,7 +492,7 @@ function renderApps(apps) {
   for (const gone of rows.values()) gone.remove();
   $('#apps-empty').hidden = apps.length > 0;
   $('#apps-wrap').hidden = apps.length === 0;
-  setText('apps-count', apps.length ? `(${apps.length})` : '');
+  $('#apps-count').textContent = apps.length ? `(${apps.length})` : '';
 }
 
 function renderRadio(radio) {
@@ -717,7 +735,8 @@ async function loadProfiles() {
     showProfileDescription();
   } catch (err) {
     select.replaceChildren(h('option', { value: '' }, 'Profiles unavailable'));
-    toast('error', `Loading the configured profiles failed: ${err.message || err}`);
+    // Unreachable: the gateway banner says so, and the list is fetched again on reconnect.
+    if (!(err instanceof TypeError)) toast('error', `Loading the configured profiles failed: ${err.message || err}`);
   }
 }
 
@@ -754,7 +773,7 @@ async function start() {
   } catch (_) {
     setGateway('offline', 'Cannot reach lps-bridge; reconnecting…');
   }
-  loadProfiles();
+  await loadProfiles();
   connectEvents();
 }
 
