@@ -529,18 +529,7 @@ mod tests {
     use bytes::Bytes;
 
     fn cfg(url: &str) -> ExternalBroker {
-        ExternalBroker {
-            url: url.into(),
-            client_id: "node1".into(),
-            username: None,
-            password: None,
-            ca_file: None,
-            cert_file: None,
-            key_file: None,
-            keep_alive: Duration::from_secs(30),
-            max_packet_bytes: 1 << 20,
-            backoff_max: Duration::from_millis(200),
-        }
+        options::test_config(url, Duration::from_millis(200))
     }
 
     #[test]

@@ -322,23 +322,29 @@ pub fn mqtt_options(
     Ok((options, url))
 }
 
+/// A minimal valid config for unit tests of this module and its parent.
+#[cfg(test)]
+pub(super) fn test_config(url: &str, backoff_max: Duration) -> ExternalBroker {
+    ExternalBroker {
+        url: url.into(),
+        client_id: "node1".into(),
+        username: None,
+        password: None,
+        ca_file: None,
+        cert_file: None,
+        key_file: None,
+        keep_alive: Duration::from_secs(30),
+        max_packet_bytes: 1 << 20,
+        backoff_max,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn cfg(url: &str) -> ExternalBroker {
-        ExternalBroker {
-            url: url.into(),
-            client_id: "node1".into(),
-            username: None,
-            password: None,
-            ca_file: None,
-            cert_file: None,
-            key_file: None,
-            keep_alive: Duration::from_secs(30),
-            max_packet_bytes: 1 << 20,
-            backoff_max: Duration::from_secs(60),
-        }
+        test_config(url, Duration::from_secs(60))
     }
 
     fn url(tls: bool, host: &str, port: u16) -> BrokerUrl {
