@@ -58,13 +58,7 @@ impl Metrics {
 
         let mut by: BTreeMap<(&str, &str), u64> = BTreeMap::new();
         for kind in ["app", "device"] {
-            for lc in [
-                Lifecycle::Accepted,
-                Lifecycle::Delivered,
-                Lifecycle::Completed,
-                Lifecycle::Superseded,
-                Lifecycle::Cancelled,
-            ] {
+            for lc in Lifecycle::ALL {
                 by.insert((kind, lc.name()), 0);
             }
         }

@@ -133,10 +133,7 @@ pub async fn get_command(State(s): State<OperatorState>, Path(id): Path<String>)
 }
 
 pub async fn get_metrics(State(s): State<OperatorState>) -> Response {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let now_ms = views::unix_ms_now();
     if let Some(n) = crate::metrics::established_connections(&s.mqtt_ports) {
         s.metrics
             .mqtt_connections

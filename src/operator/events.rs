@@ -16,13 +16,6 @@ use tokio_stream::wrappers::ReceiverStream;
 /// How often an idle stream sends `event: ping`.
 const PING_EVERY: Duration = Duration::from_secs(15);
 
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 fn state_event(s: &OperatorState) -> Event {
     Event::default()
         .event("state")
@@ -48,7 +41,7 @@ pub async fn get_events(
                 _ = shutdown.cancelled() => break,
                 _ = tx.closed() => break,
                 _ = ping.tick() => {
-                    if tx.send(Ok(Event::default().event("ping").data(views::rfc3339_ms(unix_ms())))).await.is_err() {
+                    if tx.send(Ok(Event::default().event("ping").data(views::rfc3339_ms(views::unix_ms_now())))).await.is_err() {
                         break;
                     }
                     continue;
@@ -63,8 +56,7 @@ pub async fn get_events(
                     Ok(change) => {
                         send_state |= !change.topics.is_empty();
                         for event in &change.events {
-                            let mut body = serde_json::to_value(event).unwrap_or_default();
-                            body["at"] = serde_json::json!(views::rfc3339_ms(unix_ms()));
+                            let body = views::event(event, views::unix_ms_now());
                             let sse = Event::default().event("event").data(body.to_string());
                             if tx.send(Ok(sse)).await.is_err() {
                                 return;

@@ -4,21 +4,13 @@ use super::engine::{Engine, Firing, Outcome};
 use crate::mqtt::Incoming;
 use crate::state::Event;
 use crate::store::StoreHandle;
-use crate::telemetry::views::rfc3339_ms;
+use crate::telemetry::views::{rfc3339_ms, unix_ms_now};
 use serde_json::{json, Value};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// Publishes `{"event":name, ...fields, "at":...}` on `B/events`.
 /// Rule events join the store's events, so they reach `B/events` and the SSE stream alike.
 fn publish_event(store: &StoreHandle, name: &'static str, fields: Value) {
     store.announce(Event::new(name, fields));
@@ -71,7 +63,7 @@ async fn handle(outcome: Outcome, store: &StoreHandle) {
                     "rule": rule,
                     "topic": topic,
                     "hold_ms": hold.as_millis() as u64,
-                    "fires_at": rfc3339_ms(unix_ms() + left.as_millis() as u64),
+                    "fires_at": rfc3339_ms(unix_ms_now() + left.as_millis() as u64),
                 }),
             );
         }

@@ -194,12 +194,7 @@ impl State {
         };
         if self.eve.online && now.mono_ms.saturating_sub(seen) > self.limits.eve_offline_after_ms {
             self.eve.online = false;
-            let last_seen = self.eve.last_seen_ms.map(|ms| {
-                humantime::format_rfc3339_millis(
-                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
-                )
-                .to_string()
-            });
+            let last_seen = self.eve.last_seen_ms.map(super::model::rfc3339_ms);
             fx.event("eve_offline", json!({ "last_seen": last_seen }));
             fx.publish(StateTopic::Eve);
         }

@@ -79,6 +79,14 @@ pub enum Lifecycle {
 }
 
 impl Lifecycle {
+    pub const ALL: [Lifecycle; 5] = [
+        Lifecycle::Accepted,
+        Lifecycle::Delivered,
+        Lifecycle::Completed,
+        Lifecycle::Superseded,
+        Lifecycle::Cancelled,
+    ];
+
     pub fn is_open(self) -> bool {
         matches!(self, Lifecycle::Accepted | Lifecycle::Delivered)
     }
@@ -241,6 +249,14 @@ pub struct EveLink {
 pub struct Now {
     pub unix_ns: u64,
     pub mono_ms: u64,
+}
+
+/// Unix milliseconds as RFC 3339 with milliseconds (UTC), the form every JSON time takes.
+pub fn rfc3339_ms(unix_ms: u64) -> String {
+    humantime::format_rfc3339_millis(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(unix_ms),
+    )
+    .to_string()
 }
 
 impl Now {

@@ -106,20 +106,12 @@ impl Telemetry {
     }
 
     pub fn publish_event(&self, event: &crate::state::Event, at_ms: u64) {
-        let mut body = serde_json::to_value(event).unwrap_or(Value::Null);
-        body["at"] = json!(views::rfc3339_ms(at_ms));
+        let body = views::event(event, at_ms);
         self.publisher.publish(Outgoing::message(
             self.topics.events(),
             Bytes::from(body.to_string()),
         ));
     }
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Runs until shutdown: republishes from the store, then follows changes.
@@ -139,7 +131,7 @@ pub async fn run(
         match change {
             Ok(change) => {
                 let state = store.snapshot();
-                let at = unix_ms();
+                let at = views::unix_ms_now();
                 for event in &change.events {
                     telemetry.publish_event(event, at);
                 }

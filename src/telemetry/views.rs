@@ -1,13 +1,24 @@
 //! JSON views of the state: what the retained MQTT topics (and later the REST API) show.
 
+pub use crate::state::model::rfc3339_ms;
 use crate::state::{
     boot_order_name, AppTarget, BootEntry, Command, CommandKind, Outcome, Serve, State,
 };
 use serde_json::{json, Map, Value};
-use std::time::{Duration, UNIX_EPOCH};
 
-pub fn rfc3339_ms(unix_ms: u64) -> String {
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(unix_ms)).to_string()
+/// The wall clock in Unix milliseconds, for the `at` of events and other display times.
+pub fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// An event as `B/events` and the SSE stream carry it: its fields plus `at`.
+pub fn event(event: &crate::state::Event, at_ms: u64) -> Value {
+    let mut body = serde_json::to_value(event).unwrap_or_default();
+    body["at"] = json!(rfc3339_ms(at_ms));
+    body
 }
 
 fn outcome(o: &Outcome) -> Value {
