@@ -1,4 +1,5 @@
 //! Bearer-token checks: always for mutations when a token is set, for reads with `protect_reads`.
+//! The token comes in the `Authorization` header; `?token=` only on the SSE stream.
 
 use super::OperatorState;
 use axum::extract::{Request, State};
@@ -8,18 +9,27 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
+/// Whether a request may carry the token as `?token=`: only the SSE stream, since EventSource
+/// cannot set headers. Anywhere else the token would end up in URLs, proxy and access logs.
+fn query_token_allowed(request: &Request) -> bool {
+    request.method() == axum::http::Method::GET && request.uri().path() == "/api/events"
+}
+
 fn authorized(state: &OperatorState, request: &Request) -> bool {
     let Some(token) = &state.token else {
         return true;
     };
-    let given = request
+    let header_token = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        // EventSource cannot set headers: the dashboard passes the token as a query parameter.
-        .map(str::to_string)
+        .map(str::to_string);
+    let given = header_token
         .or_else(|| {
+            if !query_token_allowed(request) {
+                return None;
+            }
             let query = request.uri().query()?;
             form_urlencoded::parse(query.as_bytes())
                 .find(|(key, _)| key == "token")
@@ -30,7 +40,7 @@ fn authorized(state: &OperatorState, request: &Request) -> bool {
 }
 
 fn refuse() -> Response {
-    let body = json!({ "status": "error", "error": "missing or wrong bearer token: send Authorization: Bearer <operator.token>" });
+    let body = json!({ "status": "error", "error": "missing or wrong bearer token: send Authorization: Bearer <operator.token> (the ?token= query parameter is accepted only on GET /api/events)" });
     let mut response = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
