@@ -6,6 +6,52 @@ use crate::mqtt::topics::CommandTopic;
 use crate::state::{AppAction, BootChoice, DeviceAction, Intent, NetworkPort};
 use serde_json::{Map, Value};
 
+/// Longest command payload (bytes), for every way in: no command needs more.
+pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
+/// Longest profile name (bytes of UTF-8). EVE sets no limit of its own; names in app profile lists
+/// are short words like `night`, and EVE stores and reports the name back, so we keep it short.
+pub const MAX_PROFILE_BYTES: usize = 128;
+/// Longest app reference (display name, UUID or topic level) in a command.
+pub const MAX_APP_REF_BYTES: usize = 256;
+/// At most this many ports in one network override, with labels and texts this long.
+pub const MAX_PORTS: usize = 64;
+pub const MAX_PORT_LABEL_BYTES: usize = 64;
+pub const MAX_PORT_TEXT_BYTES: usize = 16 * 1024;
+
+/// Checks one free-text value that reaches EVE: at most `max` bytes and no control characters
+/// (`multiline` allows newlines and tabs, e.g. in a PAC file).
+fn check_text(what: &str, text: &str, max: usize, multiline: bool) -> Result<(), String> {
+    if text.len() > max {
+        return Err(format!(
+            "{what} is {} bytes; the limit is {max} bytes",
+            text.len()
+        ));
+    }
+    let allowed = |c: char| multiline && matches!(c, '\n' | '\r' | '\t');
+    if let Some(c) = text.chars().find(|c| c.is_control() && !allowed(*c)) {
+        return Err(format!(
+            "{what} contains the control character U+{:04X}; use printable text",
+            c as u32
+        ));
+    }
+    Ok(())
+}
+
+/// The profile rule: empty (clears the override), or at most [`MAX_PROFILE_BYTES`] of printable
+/// text without leading or trailing white space.
+pub fn check_profile(profile: &str) -> Result<(), String> {
+    check_text("the profile name", profile, MAX_PROFILE_BYTES, false)?;
+    if profile.trim() != profile {
+        return Err("the profile name has leading or trailing white space; send it trimmed".into());
+    }
+    Ok(())
+}
+
+fn set_profile(profile: String) -> Result<Intent, String> {
+    check_profile(&profile)?;
+    Ok(Intent::SetProfile { profile })
+}
+
 /// A parsed command: the intent (or why not) and the caller's transaction to echo.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Parsed {
@@ -19,6 +65,15 @@ pub fn parse(
     payload: &[u8],
     parse_port: impl Fn(&Value) -> Result<NetworkPort, String>,
 ) -> Parsed {
+    if payload.len() > MAX_COMMAND_BYTES {
+        return refuse(
+            format!(
+                "the command is {} bytes; the limit is {MAX_COMMAND_BYTES} bytes",
+                payload.len()
+            ),
+            None,
+        );
+    }
     let text = match std::str::from_utf8(payload) {
         Ok(t) => t.trim(),
         Err(_) => return refuse("the payload is not UTF-8 text; send JSON", None),
@@ -26,9 +81,7 @@ pub fn parse(
     if let CommandTopic::Profile = topic {
         if !text.starts_with('{') && !text.starts_with('"') {
             return Parsed {
-                intent: Ok(Intent::SetProfile {
-                    profile: text.to_string(),
-                }),
+                intent: set_profile(text.to_string()),
                 transaction: None,
             };
         }
@@ -44,9 +97,7 @@ pub fn parse(
     };
     if let (CommandTopic::Profile, Value::String(profile)) = (topic, &value) {
         return Parsed {
-            intent: Ok(Intent::SetProfile {
-                profile: profile.clone(),
-            }),
+            intent: set_profile(profile.clone()),
             transaction: None,
         };
     }
@@ -115,13 +166,11 @@ fn cancel_requested(obj: &Map<String, Value>) -> Result<bool, String> {
 
 fn profile(obj: &Map<String, Value>) -> Result<Intent, String> {
     only_keys(obj, &["profile"])?;
-    let profile = string_field(obj, "profile")?;
-    Ok(Intent::SetProfile {
-        profile: profile.to_string(),
-    })
+    set_profile(string_field(obj, "profile")?.to_string())
 }
 
 fn app_command(app: &str, obj: &Map<String, Value>) -> Result<Intent, String> {
+    check_text("the app reference", app, MAX_APP_REF_BYTES, false)?;
     only_keys(obj, &["command", "boot", "cancel"])?;
     let present = ["command", "boot", "cancel"]
         .iter()
@@ -222,9 +271,23 @@ fn network(
                 .into(),
         );
     };
+    if list.len() > MAX_PORTS {
+        return Err(format!(
+            "{} ports given; the limit is {MAX_PORTS}",
+            list.len()
+        ));
+    }
     let mut ports = Vec::with_capacity(list.len());
     for (i, value) in list.iter().enumerate() {
         let port = parse_port(value).map_err(|e| format!("ports[{i}]: {e}"))?;
+        check_text(
+            "the logical_label",
+            &port.logical_label,
+            MAX_PORT_LABEL_BYTES,
+            false,
+        )
+        .map_err(|e| format!("ports[{i}]: {e}"))?;
+        check_port_texts(&port.config, "").map_err(|e| format!("ports[{i}]: {e}"))?;
         if ports
             .iter()
             .any(|p: &NetworkPort| p.logical_label == port.logical_label)
@@ -237,6 +300,26 @@ fn network(
         ports.push(port);
     }
     Ok(Intent::SetNetwork { ports })
+}
+
+/// Every string in a port config (SSIDs, proxy settings, DNS names...) within the text rule.
+fn check_port_texts(value: &Value, path: &str) -> Result<(), String> {
+    match value {
+        Value::String(text) => check_text(&format!("'{path}'"), text, MAX_PORT_TEXT_BYTES, true),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, v)| check_port_texts(v, &format!("{path}[{i}]"))),
+        Value::Object(fields) => fields.iter().try_for_each(|(k, v)| {
+            let path = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            check_port_texts(v, &path)
+        }),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -386,5 +469,77 @@ mod tests {
         .intent
         .unwrap_err();
         assert!(err.contains("twice"), "{err}");
+    }
+
+    #[test]
+    fn free_text_reaching_eve_is_bounded_and_printable() {
+        let huge = "[".repeat(200_000);
+        let err = p(CommandTopic::Profile, &huge).intent.unwrap_err();
+        assert!(err.contains("limit is 65536 bytes"), "{err}");
+        let long = "n".repeat(MAX_PROFILE_BYTES + 1);
+        for payload in [
+            long.clone(),
+            format!("\"{long}\""),
+            format!(r#"{{"profile":"{long}"}}"#),
+        ] {
+            let err = p(CommandTopic::Profile, &payload).intent.unwrap_err();
+            assert!(err.contains("the limit is 128 bytes"), "{err}");
+        }
+        let exact = "n".repeat(MAX_PROFILE_BYTES);
+        assert!(p(CommandTopic::Profile, &exact).intent.is_ok());
+        let err = p(CommandTopic::Profile, r#"{"profile":"night\u0000"}"#)
+            .intent
+            .unwrap_err();
+        assert!(err.contains("U+0000") && err.contains("printable"), "{err}");
+        assert!(p(CommandTopic::Profile, r#"{"profile":" night"}"#)
+            .intent
+            .unwrap_err()
+            .contains("white space"));
+        assert!(p(CommandTopic::Profile, "nacht-\u{e9}t\u{e9}")
+            .intent
+            .is_ok());
+
+        let app = CommandTopic::App("a".repeat(MAX_APP_REF_BYTES + 1));
+        assert!(p(app, r#"{"command":"restart"}"#)
+            .intent
+            .unwrap_err()
+            .contains("the limit is 256 bytes"));
+        let app = CommandTopic::App("vis\u{7}ion".into());
+        assert!(p(app, r#"{"command":"restart"}"#)
+            .intent
+            .unwrap_err()
+            .contains("U+0007"));
+
+        let label = "e".repeat(MAX_PORT_LABEL_BYTES + 1);
+        let err = p(
+            CommandTopic::Network,
+            &format!(r#"{{"ports":[{{"logical_label":"{label}"}}]}}"#),
+        )
+        .intent
+        .unwrap_err();
+        assert!(
+            err.starts_with("ports[0]: the logical_label") && err.contains("64"),
+            "{err}"
+        );
+        let err = p(
+            CommandTopic::Network,
+            r#"{"ports":[{"logical_label":"eth1","dns_domain":"a\u0001b"}]}"#,
+        )
+        .intent
+        .unwrap_err();
+        assert!(
+            err.contains("'dns_domain'") && err.contains("U+0001"),
+            "{err}"
+        );
+        let many: Vec<String> = (0..=MAX_PORTS)
+            .map(|i| format!(r#"{{"logical_label":"eth{i}"}}"#))
+            .collect();
+        let err = p(
+            CommandTopic::Network,
+            &format!(r#"{{"ports":[{}]}}"#, many.join(",")),
+        )
+        .intent
+        .unwrap_err();
+        assert!(err.contains("the limit is 64"), "{err}");
     }
 }

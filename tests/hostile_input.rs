@@ -3,7 +3,9 @@
 
 mod common;
 
+use common::mqtt::Probe;
 use common::*;
+use lps_bridge::eve::profile::LocalProfile;
 use serde_json::Value;
 
 fn operator_base(gw: &TestGateway) -> String {
@@ -81,4 +83,53 @@ async fn token_query_parameter_only_opens_the_event_stream() {
         .await
         .unwrap();
     assert_eq!(stream.status(), 200, "the header works on the stream too");
+}
+
+/// A 200 KB `[[[[…` on `B/profile/set` used to become the profile EVE was served; now every
+/// free-text value that reaches EVE is bounded and checked, and the refusal names the limit.
+#[tokio::test]
+async fn oversize_and_control_character_profiles_are_refused_and_change_nothing() {
+    let gw = TestGateway::start().await;
+    let mut probe = Probe::connect(gw.mqtt_port, &[&format!("{B}/response/#")]).await;
+    probe
+        .publish(&format!("{B}/profile/set"), "[".repeat(200_000))
+        .await;
+    let reply = probe
+        .expect(&format!("{B}/response/profile/set"), |v| {
+            v["status"] == "error"
+        })
+        .await;
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap()
+            .contains("the limit is 65536 bytes"),
+        "{reply}"
+    );
+    probe.forget();
+    let reply = probe.command(B, "profile/set", &"[".repeat(1_000)).await;
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap()
+            .contains("the profile name is 1000 bytes; the limit is 128 bytes"),
+        "{reply}"
+    );
+    probe.forget();
+    let reply = probe
+        .command(B, "profile/set", r#"{"profile":"night\u001b[2J"}"#)
+        .await;
+    assert!(
+        reply["error"].as_str().unwrap().contains("U+001B"),
+        "{reply}"
+    );
+    let served: LocalProfile = decode(eve_get(&gw.lps, "local_profile").await).await;
+    assert_eq!(served.local_profile, "", "EVE is served no refused name");
+    assert_eq!(common::store::desired_profile(&gw), "");
+
+    probe.forget();
+    let reply = probe.command(B, "profile/set", "night").await;
+    assert_eq!(reply["status"], "ok", "{reply}");
+    let served: LocalProfile = decode(eve_get(&gw.lps, "local_profile").await).await;
+    assert_eq!(served.local_profile, "night");
 }
