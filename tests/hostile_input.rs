@@ -5,8 +5,12 @@ mod common;
 
 use common::mqtt::Probe;
 use common::*;
-use lps_bridge::eve::profile::LocalProfile;
+use lps_bridge::eve::info::ZSwState;
+use lps_bridge::eve::profile::{LocalAppInfo, LocalAppInfoList, LocalProfile};
+use lps_bridge::mqtt::topics::{MAX_LEVEL_BYTES, MAX_PAYLOAD_BYTES};
+use lps_bridge::state::CommandKind;
 use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
 
 fn operator_base(gw: &TestGateway) -> String {
     format!("http://{}", gw.running().operator_addr.unwrap())
@@ -132,4 +136,159 @@ async fn oversize_and_control_character_profiles_are_refused_and_change_nothing(
     assert_eq!(reply["status"], "ok", "{reply}");
     let served: LocalProfile = decode(eve_get(&gw.lps, "local_profile").await).await;
     assert_eq!(served.local_profile, "night");
+}
+
+fn app_info(id: String, name: &str) -> LocalAppInfo {
+    LocalAppInfo {
+        id,
+        name: name.into(),
+        version: "1".into(),
+        state: ZSwState::Running as i32,
+        ..Default::default()
+    }
+}
+
+fn uuid_n(n: usize) -> String {
+    format!("6f1c2a3e-0000-4000-8000-{n:012}")
+}
+
+/// The last payload seen on each topic under `B/app/`: empty means its retained copy was deleted.
+fn app_topics(probe: &Probe) -> BTreeMap<String, Vec<u8>> {
+    let prefix = format!("{B}/app/");
+    probe
+        .seen
+        .iter()
+        .filter(|m| m.topic.starts_with(&prefix) && !m.topic.ends_with("/set"))
+        .map(|m| (m.topic.clone(), m.payload.clone()))
+        .collect()
+}
+
+/// A 70,000-character app name made `B/app/<name>` longer than MQTT allows, and `a/b`, `a+b`,
+/// `a#b`, `a_b` all mapped to `B/app/a_b`. Now every level is bounded and every app has its own
+/// topic, which also names it in commands.
+#[tokio::test]
+async fn long_and_colliding_app_names_get_bounded_unique_topics_that_take_commands() {
+    let gw = TestGateway::start().await;
+    let mut probe = Probe::connect(gw.mqtt_port, &[&format!("{B}/#")]).await;
+    let long = "x".repeat(70_000);
+    let names = [long.as_str(), "a/b", "a+b", "a#b", "a_b"];
+    let report = LocalAppInfoList {
+        apps_info: names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| app_info(uuid_n(i + 1), n))
+            .collect(),
+    };
+    assert_eq!(eve_post(&gw.lps, "appinfo", &report).await.status(), 204);
+    let summary = probe
+        .expect(&format!("{B}/apps"), |v| {
+            v.as_array().is_some_and(|a| a.len() == names.len())
+        })
+        .await;
+    let levels: Vec<String> = summary
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["topic"].as_str().unwrap().to_string())
+        .collect();
+    let distinct: BTreeSet<&String> = levels.iter().collect();
+    assert_eq!(distinct.len(), names.len(), "{levels:?}");
+    assert!(
+        levels.iter().all(|l| l.len() <= MAX_LEVEL_BYTES),
+        "{levels:?}"
+    );
+    assert_eq!(levels[4], "a_b", "a clean name is its own level");
+    let topics = app_topics(&probe);
+    assert_eq!(topics.len(), names.len(), "{:?}", topics.keys());
+    for level in &levels {
+        let msg = &topics[&format!("{B}/app/{level}")];
+        assert!(!msg.is_empty());
+    }
+
+    // Each level takes commands for its own app.
+    for (i, level) in levels.iter().enumerate() {
+        probe.forget();
+        let reply = probe
+            .command(B, &format!("app/{level}/set"), r#"{"command":"restart"}"#)
+            .await;
+        assert_eq!(reply["status"], "ok", "{level}: {reply}");
+        let id = reply["command"]["id"].as_u64().unwrap();
+        let state = gw.running().store.snapshot();
+        let CommandKind::App { app, .. } = &state.commands[&id].kind else {
+            panic!("not an app command")
+        };
+        assert_eq!(app.id, uuid_n(i + 1), "{level}");
+    }
+
+    // A subscriber that connects now gets every retained topic intact (a corrupt length would
+    // disconnect it again and again).
+    let mut late = Probe::connect(gw.mqtt_port, &[&format!("{B}/app/+")]).await;
+    for level in &levels {
+        late.expect_msg(&format!("{B}/app/{level}"), |m| !m.payload.is_empty())
+            .await;
+    }
+    let long_view = late
+        .expect(&format!("{B}/app/{}", levels[0]), |_| true)
+        .await;
+    assert_eq!(long_view["name"].as_str().unwrap().len(), 70_000);
+}
+
+/// 3,000 apps, then 3: the list topic is bounded (a notice instead of 400 KB) and the retained
+/// topics of the apps that went away are deleted.
+#[tokio::test]
+async fn many_apps_bound_the_list_topic_and_removed_apps_are_cleared() {
+    let gw = TestGateway::start().await;
+    let mut probe = Probe::connect(gw.mqtt_port, &[&format!("{B}/#")]).await;
+    let many = LocalAppInfoList {
+        apps_info: (0..3_000)
+            .map(|i| app_info(uuid_n(i), &format!("app-{i}")))
+            .collect(),
+    };
+    assert_eq!(eve_post(&gw.lps, "appinfo", &many).await.status(), 204);
+    let notice = probe
+        .expect(&format!("{B}/apps"), |v| v["too_large"] == true)
+        .await;
+    assert_eq!(notice["count"], 3_000, "{notice}");
+    assert_eq!(notice["limit"], MAX_PAYLOAD_BYTES);
+    assert!(notice["bytes"].as_u64().unwrap() > MAX_PAYLOAD_BYTES as u64);
+    let topics = app_topics(&probe);
+    assert_eq!(
+        topics.values().filter(|p| !p.is_empty()).count(),
+        3_000,
+        "one retained topic per app"
+    );
+    let apps = reqwest::get(format!(
+        "http://{}/api/apps",
+        gw.running().operator_addr.unwrap()
+    ))
+    .await
+    .unwrap();
+    let apps: Value = serde_json::from_slice(&apps.bytes().await.unwrap()).unwrap();
+    assert_eq!(
+        apps.as_array().unwrap().len(),
+        3_000,
+        "the REST API has them all"
+    );
+
+    let few = LocalAppInfoList {
+        apps_info: many.apps_info[..3].to_vec(),
+    };
+    assert_eq!(eve_post(&gw.lps, "appinfo", &few).await.status(), 204);
+    probe
+        .expect(&format!("{B}/apps"), |v| {
+            v.as_array().is_some_and(|a| a.len() == 3)
+        })
+        .await;
+    let topics = app_topics(&probe);
+    let kept: Vec<&String> = topics
+        .iter()
+        .filter(|(_, p)| !p.is_empty())
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(kept.len(), 3, "{kept:?}");
+    assert_eq!(
+        topics.values().filter(|p| p.is_empty()).count(),
+        2_997,
+        "every removed app's retained topic is deleted"
+    );
 }

@@ -34,10 +34,17 @@ pub fn reply_payload(result: Result<Value, String>, transaction: Option<Value>) 
 
 fn send_reply(publisher: &Publisher, topics: &Topics, msg: &Incoming, body: &Value) {
     let payload = bytes::Bytes::from(body.to_string());
-    publisher.publish(Outgoing::message(
-        topics.response_for(&msg.topic),
-        payload.clone(),
-    ));
+    let reply_topic = topics.response_for(&msg.topic);
+    // A command topic near MQTT's limit has no valid reply topic: the broker would write a
+    // truncated length and every subscriber would read garbage.
+    if reply_topic.len() <= super::topics::MAX_TOPIC_BYTES {
+        publisher.publish(Outgoing::message(reply_topic, payload.clone()));
+    } else {
+        tracing::warn!(
+            bytes = msg.topic.len(),
+            "command topic too long for a reply topic; no reply on B/response"
+        );
+    }
     if let Some(response_topic) = &msg.response_topic {
         publisher.publish(Outgoing {
             topic: response_topic.clone(),

@@ -13,14 +13,55 @@ pub fn looks_like_uuid(s: &str) -> bool {
     uuid::Uuid::parse_str(s).is_ok()
 }
 
+/// How many apps an error lists by name; a refusal stays short however many EVE reports.
+const LISTED_APPS: usize = 20;
+/// How much of a name an error quotes.
+const QUOTED_BYTES: usize = 80;
+
+/// The topic level of each reported app (in report order): see [`crate::mqtt::topics::app_levels`].
+pub fn app_levels(apps: &[AppReport]) -> Vec<String> {
+    let pairs: Vec<(&str, &str)> = apps
+        .iter()
+        .map(|a| (a.id.as_str(), a.name.as_str()))
+        .collect();
+    crate::mqtt::topics::app_levels(&pairs)
+}
+
+/// `text` cut to [`QUOTED_BYTES`] (on a character boundary), marked when cut.
+fn quote(text: &str) -> String {
+    if text.len() <= QUOTED_BYTES {
+        return text.to_string();
+    }
+    let mut end = QUOTED_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len())
+}
+
 fn known_list(apps: &[AppReport]) -> String {
     if apps.is_empty() {
         return "EVE reported no apps".into();
     }
-    let names: Vec<String> = apps
+    let levels = app_levels(apps);
+    let mut names: Vec<String> = apps
         .iter()
-        .map(|a| format!("{} ({})", a.name, a.id))
+        .zip(&levels)
+        .take(LISTED_APPS)
+        .map(|(a, level)| {
+            if *level == a.name {
+                format!("{} ({})", quote(&a.name), a.id)
+            } else {
+                format!("{} ({}, topic app/{level})", quote(&a.name), a.id)
+            }
+        })
         .collect();
+    if apps.len() > LISTED_APPS {
+        names.push(format!(
+            "and {} more (GET /api/apps lists them all)",
+            apps.len() - LISTED_APPS
+        ));
+    }
     format!("known apps: {}", names.join(", "))
 }
 
@@ -53,11 +94,20 @@ pub fn resolve_app(reference: &str, report: Option<&[AppReport]>) -> Result<Reso
         .iter()
         .filter(|a| a.id.eq_ignore_ascii_case(reference))
         .collect();
-    let by_name: Vec<&AppReport> = if by_id.is_empty() {
+    let mut by_name: Vec<&AppReport> = if by_id.is_empty() {
         apps.iter().filter(|a| a.name == reference).collect()
     } else {
         by_id
     };
+    // The level of its `B/app/<level>` topic names an app too (how `app/<level>/set` arrives).
+    if by_name.is_empty() {
+        by_name.extend(
+            apps.iter()
+                .zip(app_levels(apps))
+                .filter(|(_, level)| level == reference)
+                .map(|(a, _)| a),
+        );
+    }
     match by_name.as_slice() {
         [one] => Ok(Resolved {
             target: AppTarget {
@@ -66,11 +116,20 @@ pub fn resolve_app(reference: &str, report: Option<&[AppReport]>) -> Result<Reso
             },
             note: None,
         }),
-        [] => Err(format!("unknown app '{reference}'; {}", known_list(apps))),
+        [] => Err(format!(
+            "unknown app '{}'; {}",
+            quote(reference),
+            known_list(apps)
+        )),
         many => {
-            let ids: Vec<&str> = many.iter().map(|a| a.id.as_str()).collect();
+            let ids: Vec<&str> = many
+                .iter()
+                .take(LISTED_APPS)
+                .map(|a| a.id.as_str())
+                .collect();
             Err(format!(
-                "ambiguous app '{reference}': {} apps have that name; use one of their UUIDs: {}",
+                "ambiguous app '{}': {} apps have that name; use one of their UUIDs (or the topic levels B/apps lists): {}",
+                quote(reference),
                 many.len(),
                 ids.join(", ")
             ))
@@ -86,5 +145,54 @@ pub fn find_report<'a>(target: &AppTarget, apps: &'a [AppReport]) -> Option<&'a 
         let mut matches = apps.iter().filter(|a| a.name == target.name);
         let first = matches.next()?;
         matches.next().is_none().then_some(first)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(id: &str, name: &str) -> AppReport {
+        AppReport {
+            id: id.into(),
+            name: name.into(),
+            last_cmd_timestamp: 0,
+            info: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn each_colliding_name_resolves_by_its_own_topic_level() {
+        let apps: Vec<AppReport> = ["a/b", "a+b", "a#b", "a_b"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| report(&format!("id-{i}"), n))
+            .collect();
+        let levels = app_levels(&apps);
+        for (app, level) in apps.iter().zip(&levels) {
+            let r = resolve_app(level, Some(&apps)).unwrap();
+            assert_eq!(r.target.id, app.id, "{level}");
+        }
+        assert_eq!(levels[3], "a_b");
+        let err = resolve_app("a_c", Some(&apps)).unwrap_err();
+        assert!(err.contains("topic app/a_b~"), "{err}");
+    }
+
+    #[test]
+    fn refusals_stay_short_with_huge_names_and_many_apps() {
+        let mut apps: Vec<AppReport> = (0..10_000)
+            .map(|i| report(&format!("id-{i}"), &format!("app-{i}")))
+            .collect();
+        apps.push(report("id-long", &"x".repeat(70_000)));
+        let err = resolve_app("nope", Some(&apps)).unwrap_err();
+        assert!(err.len() < 2_000, "{} bytes", err.len());
+        assert!(err.contains("and 9981 more"), "{err}");
+        let long = "x".repeat(70_000);
+        let err = resolve_app(&format!("{long}y"), Some(&apps)).unwrap_err();
+        assert!(err.len() < 2_000);
+        assert_eq!(
+            resolve_app(&long, Some(&apps)).unwrap().target.id,
+            "id-long"
+        );
     }
 }

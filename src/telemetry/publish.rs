@@ -2,14 +2,14 @@
 //! when its payload changed, and republishes everything at start (from the store).
 
 use super::views;
-use crate::mqtt::topics::Topics;
+use crate::mqtt::topics::{stable_hash, Topics, MAX_PAYLOAD_BYTES};
 use crate::mqtt::{Outgoing, Publisher};
 use crate::state::{State, StateTopic};
 use crate::store::StoreHandle;
 use bytes::Bytes;
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_util::sync::CancellationToken;
 
 /// The topic (below the base) where a state topic's JSON is retained; `apps` also fans out to
@@ -29,9 +29,50 @@ pub fn state_topic_name(topic: StateTopic) -> &'static str {
 pub struct Telemetry {
     topics: Topics,
     publisher: Publisher,
-    /// What each retained topic holds now, to skip unchanged republishes.
-    last: HashMap<String, Bytes>,
+    /// A hash of what each retained topic holds now, to skip unchanged republishes (the payloads
+    /// themselves are kept once, in the publisher's retained cache).
+    last: HashMap<String, u64>,
     app_topics: BTreeSet<String>,
+}
+
+/// How many app topics must go in one change before freed memory is handed back to the system.
+const TRIM_AFTER_REMOVED: usize = 256;
+
+/// Where the full content of an oversize state topic can be read instead.
+fn full_view_at(topic: StateTopic) -> &'static str {
+    match topic {
+        StateTopic::Eve => "GET /api/eve",
+        StateTopic::Device => "GET /api/device",
+        StateTopic::Apps => "B/app/+ (one retained topic per app) or GET /api/apps",
+        StateTopic::Profile => "GET /api/profile",
+        StateTopic::Radio => "GET /api/radio",
+        StateTopic::Network => "GET /api/network",
+        StateTopic::Location => "GET /api/location",
+    }
+}
+
+/// The payload to publish for `value`: its JSON, or, beyond [`MAX_PAYLOAD_BYTES`], a short notice
+/// saying how large it was and where to read it (subscribers' packet limits are often lower still).
+pub fn bounded_payload(value: &Value, see: &str) -> Bytes {
+    let text = value.to_string();
+    if text.len() <= MAX_PAYLOAD_BYTES {
+        return Bytes::from(text);
+    }
+    let mut notice = json!({
+        "too_large": true,
+        "bytes": text.len(),
+        "limit": MAX_PAYLOAD_BYTES,
+        "see": see,
+    });
+    for key in ["id", "name"] {
+        if let Some(v) = value.get(key).and_then(Value::as_str) {
+            notice[key] = json!(v);
+        }
+    }
+    if let Value::Array(items) = value {
+        notice["count"] = json!(items.len());
+    }
+    Bytes::from(notice.to_string())
 }
 
 impl Telemetry {
@@ -44,43 +85,60 @@ impl Telemetry {
         }
     }
 
-    fn retain(&mut self, topic: String, value: &Value) {
-        let payload = Bytes::from(value.to_string());
-        if self.last.get(&topic) == Some(&payload) {
+    fn retain(&mut self, topic: String, value: &Value, see: &str) {
+        let payload = bounded_payload(value, see);
+        let hash = stable_hash(&payload);
+        if self.last.get(&topic) == Some(&hash) {
             return;
         }
-        self.last.insert(topic.clone(), payload.clone());
+        self.last.insert(topic.clone(), hash);
         self.publisher.publish(Outgoing::retained(topic, payload));
     }
 
     pub fn publish_topic(&mut self, state: &State, topic: StateTopic) {
         let name = self.topics.topic(state_topic_name(topic));
+        let see = full_view_at(topic);
         match topic {
-            StateTopic::Eve => self.retain(name, &views::eve(state)),
-            StateTopic::Device => self.retain(name, &views::device(state)),
-            StateTopic::Profile => self.retain(name, &views::profile(state)),
-            StateTopic::Radio => self.retain(name, &views::radio(state)),
-            StateTopic::Network => self.retain(name, &views::network(state)),
-            StateTopic::Location => self.retain(name, &views::location(state)),
+            StateTopic::Eve => self.retain(name, &views::eve(state), see),
+            StateTopic::Device => self.retain(name, &views::device(state), see),
+            StateTopic::Profile => self.retain(name, &views::profile(state), see),
+            StateTopic::Radio => self.retain(name, &views::radio(state), see),
+            StateTopic::Network => self.retain(name, &views::network(state), see),
+            StateTopic::Location => self.retain(name, &views::location(state), see),
             StateTopic::Apps => {
-                self.retain(name, &views::apps_summary(state));
-                let mut now = BTreeSet::new();
-                for (name, view) in views::apps(state) {
-                    let topic = self.topics.app(&name);
-                    now.insert(topic.clone());
-                    self.retain(topic, &view);
-                }
+                let apps = views::apps(state);
+                let now: BTreeSet<String> = apps
+                    .iter()
+                    .map(|(level, _)| self.topics.app(level))
+                    .collect();
                 // Apps EVE no longer reports: delete their retained topics.
-                for gone in self
-                    .app_topics
-                    .difference(&now)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                {
-                    self.last.remove(&gone);
-                    self.publisher.publish(Outgoing::clear_retained(gone));
+                let gone: Vec<String> = self.app_topics.difference(&now).cloned().collect();
+                for topic in &gone {
+                    self.last.remove(topic);
+                    self.publisher
+                        .publish(Outgoing::clear_retained(topic.clone()));
                 }
+                for (level, view) in &apps {
+                    let see = match view["id"].as_str() {
+                        Some(id) => format!("GET /api/apps/{id}"),
+                        None => "GET /api/apps".into(),
+                    };
+                    self.retain(self.topics.app(level), view, &see);
+                }
+                // The summary last: whoever sees it has seen every app topic it lists.
+                let summary = Value::Array(
+                    apps.iter()
+                        .map(|(level, v)| views::app_summary(level, v))
+                        .collect(),
+                );
+                drop(apps);
+                self.retain(name, &summary, see);
+                drop(summary);
                 self.app_topics = now;
+                if gone.len() >= TRIM_AFTER_REMOVED {
+                    self.last.shrink_to_fit();
+                    super::memory::give_back();
+                }
             }
         }
     }
@@ -90,6 +148,7 @@ impl Telemetry {
         self.retain(
             self.topics.topic("bridge/state"),
             &json!({ "state": "online" }),
+            "GET /readyz",
         );
         self.retain(
             self.topics.topic("bridge/info"),
@@ -99,6 +158,7 @@ impl Telemetry {
                 "base_topic": self.topics.base(),
                 "features": features,
             }),
+            "GET /readyz",
         );
         for topic in StateTopic::ALL {
             self.publish_topic(state, topic);
@@ -109,7 +169,7 @@ impl Telemetry {
         let body = views::event(event, at_ms);
         self.publisher.publish(Outgoing::message(
             self.topics.events(),
-            Bytes::from(body.to_string()),
+            bounded_payload(&body, "GET /api/events (SSE) or GET /api/commands"),
         ));
     }
 }
@@ -129,14 +189,34 @@ pub async fn run(
             got = changes.recv() => got,
         };
         match change {
-            Ok(change) => {
-                let state = store.snapshot();
+            Ok(first) => {
+                // Take every change already queued: events all go out in order, each state
+                // topic once, so a burst of commands costs one republish, not one per command.
+                let mut topics: BTreeSet<StateTopic> = BTreeSet::new();
+                let mut lagged = false;
                 let at = views::unix_ms_now();
-                for event in &change.events {
-                    telemetry.publish_event(event, at);
+                let mut next = Some(first);
+                while let Some(change) = next.take() {
+                    for event in &change.events {
+                        telemetry.publish_event(event, at);
+                    }
+                    topics.extend(change.topics.iter().copied());
+                    next = match changes.try_recv() {
+                        Ok(change) => Some(change),
+                        Err(TryRecvError::Lagged(_)) => {
+                            lagged = true;
+                            None
+                        }
+                        Err(_) => None,
+                    };
                 }
-                for topic in &change.topics {
-                    telemetry.publish_topic(&state, *topic);
+                if lagged {
+                    tracing::warn!("telemetry fell behind; republishing full state");
+                    topics.extend(StateTopic::ALL);
+                }
+                let state = store.snapshot();
+                for topic in topics {
+                    telemetry.publish_topic(&state, topic);
                 }
             }
             Err(RecvError::Lagged(missed)) => {
