@@ -601,10 +601,7 @@ async fn every_topic_a_running_gateway_uses_is_documented_and_vice_versa() {
     .await;
     probe
         .expect(
-            &format!(
-                "{B}/app/{}",
-                lps_bridge::mqtt::topics::topic_level("cam/1")
-            ),
+            &format!("{B}/app/{}", lps_bridge::mqtt::topics::topic_level("cam/1")),
             |v| v["name"] == "cam/1",
         )
         .await;

@@ -11,6 +11,7 @@ use lps_bridge::mqtt::topics::{MAX_LEVEL_BYTES, MAX_PAYLOAD_BYTES};
 use lps_bridge::state::CommandKind;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
+use tokio::sync::mpsc;
 
 fn operator_base(gw: &TestGateway) -> String {
     format!("http://{}", gw.running().operator_addr.unwrap())
@@ -291,4 +292,83 @@ async fn many_apps_bound_the_list_topic_and_removed_apps_are_cleared() {
         2_997,
         "every removed app's retained topic is deleted"
     );
+}
+
+/// A raw MQTT client for the flood: no waiting per message, a wide in-flight window, and a count
+/// of the broker's acknowledgements (the broker acknowledges once the message is in its log).
+async fn flooder(port: u16, name: &str) -> (rumqttc::AsyncClient, mpsc::UnboundedReceiver<()>) {
+    let mut opts = rumqttc::MqttOptions::new(name, "127.0.0.1", port);
+    opts.set_keep_alive(std::time::Duration::from_secs(30));
+    opts.set_inflight(1_000);
+    opts.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(opts, 25_000);
+    let (acks_tx, acks) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) => {
+                    if acks_tx.send(()).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    (client, acks)
+}
+
+/// One client floods 20,000 commands on one app's topic; once the broker holds all of them,
+/// another client sends one command for another app. It is answered while the flood is still
+/// being answered (flood replies keep arriving after it), not after the whole flood.
+#[tokio::test]
+async fn one_clients_flood_does_not_hold_up_another_clients_command() {
+    const FLOOD: usize = 20_000;
+    let gw = TestGateway::start().await;
+    let report = LocalAppInfoList {
+        apps_info: vec![app_info(uuid_n(1), "flood"), app_info(uuid_n(2), "other")],
+    };
+    assert_eq!(eve_post(&gw.lps, "appinfo", &report).await.status(), 204);
+    let mut replies = Probe::connect(gw.mqtt_port, &[&format!("{B}/response/#")]).await;
+    let flood_reply = format!("{B}/response/app/flood/set");
+    let other_reply = format!("{B}/response/app/other/set");
+
+    let (flood, mut acks) = flooder(gw.mqtt_port, "flooder").await;
+    for _ in 0..FLOOD {
+        flood
+            .publish(
+                format!("{B}/app/flood/set"),
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                r#"{"command":"restart"}"#,
+            )
+            .await
+            .unwrap();
+    }
+    let mut acked = 0;
+    while acked < FLOOD {
+        tokio::time::timeout(patience(), acks.recv())
+            .await
+            .expect("the broker acknowledges the flood")
+            .unwrap();
+        acked += 1;
+    }
+
+    let other = Probe::connect(gw.mqtt_port, &[]).await;
+    other
+        .publish(&format!("{B}/app/other/set"), r#"{"command":"restart"}"#)
+        .await;
+    let answer = replies.expect(&other_reply, |_| true).await;
+    assert_eq!(answer["status"], "ok", "{answer}");
+    let before = replies
+        .seen
+        .iter()
+        .filter(|m| m.topic == flood_reply)
+        .count();
+    // The flood is still being answered after the other client's reply.
+    replies.seen.clear();
+    replies.expect(&flood_reply, |_| true).await;
+    println!("flood replies before the other client's reply: {before} of {FLOOD}");
+    assert!(before < FLOOD, "{before}");
 }

@@ -6,7 +6,9 @@ use super::{Outgoing, Publisher};
 use crate::commands::{self, Parsed};
 use crate::store::StoreHandle;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use tokio::sync::{mpsc, Semaphore};
 
 /// The reply JSON: `{"status":"ok",...}` or `{"status":"error","error":...}`, transaction echoed.
 pub fn reply_payload(result: Result<Value, String>, transaction: Option<Value>) -> Value {
@@ -58,7 +60,133 @@ fn send_reply(publisher: &Publisher, topics: &Topics, msg: &Incoming, body: &Val
 /// Where messages on non-command topics go (bridge rules): the filters and the channel.
 pub type RuleRoute = (Vec<String>, mpsc::Sender<Incoming>);
 
+/// Commands handed to the store and not yet answered. Enough for full group commits, few enough
+/// that a newly arrived command from someone else is next in line within one batch.
+pub const MAX_IN_FLIGHT: usize = 256;
+/// Commands one lane may hold waiting for the store; beyond that a command is refused at once
+/// with a "busy" reply, so one flooding publisher cannot hold up the reading of everyone else's.
+pub const LANE_LIMIT: usize = 25_000;
+/// Commands all lanes together may hold; beyond that the gateway stops reading from the broker
+/// (back-pressure, nothing refused) until the store catches up.
+pub const MAX_WAITING: usize = 50_000;
+
+/// A parsed command waiting for its turn at the store.
+struct Job {
+    msg: Incoming,
+    intent: crate::state::Intent,
+    transaction: Option<Value>,
+}
+
+/// Commands waiting for the store, one FIFO lane per sender as far as MQTT lets us tell senders
+/// apart, served round-robin. rumqttd's local link does not say which client published a message,
+/// so a lane is the MQTT 5 response topic when there is one (a client's own) and the command
+/// topic otherwise: a flood on one topic cannot delay a command on another by more than one
+/// command per busy lane.
+#[derive(Default)]
+struct Lanes {
+    lanes: HashMap<String, VecDeque<Job>>,
+    /// Lanes with waiting jobs, in serving order.
+    turn: VecDeque<String>,
+    waiting: usize,
+}
+
+impl Lanes {
+    fn key(msg: &Incoming) -> String {
+        match &msg.response_topic {
+            Some(rt) => format!("response:{rt}"),
+            None => format!("topic:{}", msg.topic),
+        }
+    }
+
+    /// Queues a job, or gives it back when its lane is full.
+    fn push(&mut self, job: Job) -> Result<(), Job> {
+        let key = Self::key(&job.msg);
+        let lane = self.lanes.entry(key.clone()).or_default();
+        if lane.len() >= LANE_LIMIT {
+            return Err(job);
+        }
+        if lane.is_empty() {
+            self.turn.push_back(key);
+        }
+        lane.push_back(job);
+        self.waiting += 1;
+        Ok(())
+    }
+
+    /// The next job in round-robin order.
+    fn pop(&mut self) -> Option<Job> {
+        let key = self.turn.pop_front()?;
+        let lane = self.lanes.get_mut(&key)?;
+        let job = lane.pop_front();
+        if lane.is_empty() {
+            self.lanes.remove(&key);
+        } else {
+            self.turn.push_back(key);
+        }
+        if job.is_some() {
+            self.waiting -= 1;
+        }
+        job
+    }
+
+    fn is_empty(&self) -> bool {
+        self.waiting == 0
+    }
+}
+
+/// What to do with one incoming message: a command to queue, or nothing more (ignored, or
+/// already answered).
+fn admit(
+    msg: Incoming,
+    topics: &Topics,
+    publisher: &Publisher,
+    metrics: &crate::metrics::Metrics,
+) -> Option<Job> {
+    metrics
+        .mqtt_messages_in
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let topic = topics.parse_command(&msg.topic)?;
+    // Empty is what clearing a retained message looks like, ours included: never a command.
+    if msg.payload.is_empty() {
+        return None;
+    }
+    // A retained command would fire again after every reconnect: refuse it and delete it.
+    publisher.publish(Outgoing::clear_retained(msg.topic.clone()));
+    if msg.retain {
+        tracing::warn!(topic = %msg.topic, "retained command refused");
+        let body = reply_payload(
+            Err("retained commands are refused (they would fire again on every reconnect); publish with retain=false. The retained copy was deleted".into()),
+            None,
+        );
+        send_reply(publisher, topics, &msg, &body);
+        return None;
+    }
+    let Parsed {
+        intent,
+        transaction,
+    } = commands::parse(&topic, &msg.payload, crate::lps::convert::parse_port);
+    match intent {
+        Ok(intent) => Some(Job {
+            msg,
+            intent,
+            transaction,
+        }),
+        Err(error) => {
+            tracing::info!(topic = %msg.topic, %error, "command refused");
+            send_reply(
+                publisher,
+                topics,
+                &msg,
+                &reply_payload(Err(error), transaction),
+            );
+            None
+        }
+    }
+}
+
 /// Handles command messages until every broker link closes; hands rule topics to the rules.
+/// Reading, parsing and refusing run ahead of the store; accepted commands go to the store
+/// round-robin across lanes, at most [`MAX_IN_FLIGHT`] at a time.
 pub async fn run(
     mut incoming: mpsc::Receiver<Incoming>,
     store: StoreHandle,
@@ -67,66 +195,62 @@ pub async fn run(
     rules: Option<RuleRoute>,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
 ) {
-    while let Some(msg) = incoming.recv().await {
-        metrics
-            .mqtt_messages_in
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if let Some((filters, rules_tx)) = &rules {
-            if filters
-                .iter()
-                .any(|f| super::topics::filter_matches(f, &msg.topic).is_some())
-            {
-                let _ = rules_tx.send(msg.clone()).await;
+    let mut lanes = Lanes::default();
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut open = true;
+    while open || !lanes.is_empty() {
+        tokio::select! {
+            // Reading first: a command is in its lane before the next one is handed over.
+            biased;
+            got = incoming.recv(), if open && lanes.waiting < MAX_WAITING => {
+                let Some(msg) = got else {
+                    open = false;
+                    continue;
+                };
+                if let Some((filters, rules_tx)) = &rules {
+                    if filters
+                        .iter()
+                        .any(|f| super::topics::filter_matches(f, &msg.topic).is_some())
+                    {
+                        let _ = rules_tx.send(msg.clone()).await;
+                    }
+                }
+                let Some(job) = admit(msg, &topics, &publisher, &metrics) else {
+                    continue;
+                };
+                if let Err(job) = lanes.push(job) {
+                    tracing::warn!(topic = %job.msg.topic, "command refused: its lane is full");
+                    let body = reply_payload(
+                        Err(format!(
+                            "busy: {LANE_LIMIT} commands from this sender (same topic, or same MQTT 5 response topic) are already waiting for the store; this one was not accepted, send it again later"
+                        )),
+                        job.transaction,
+                    );
+                    send_reply(&publisher, &topics, &job.msg, &body);
+                }
+            }
+            permit = in_flight.clone().acquire_owned(), if !lanes.is_empty() => {
+                let Ok(permit) = permit else { break };
+                let Some(Job { msg, intent, transaction }) = lanes.pop() else {
+                    continue;
+                };
+                // Enqueue in order, await the durable reply concurrently: the store commits in
+                // batches.
+                let outcome = store.intent(intent, "mqtt".into()).await;
+                let publisher = publisher.clone();
+                let topics = topics.clone();
+                tokio::spawn(async move {
+                    let result = outcome.await.into_result();
+                    drop(permit);
+                    send_reply(
+                        &publisher,
+                        &topics,
+                        &msg,
+                        &reply_payload(result, transaction),
+                    );
+                });
             }
         }
-        let Some(topic) = topics.parse_command(&msg.topic) else {
-            continue;
-        };
-        // Empty is what clearing a retained message looks like, ours included: never a command.
-        if msg.payload.is_empty() {
-            continue;
-        }
-        // A retained command would fire again after every reconnect: refuse it and delete it.
-        publisher.publish(Outgoing::clear_retained(msg.topic.clone()));
-        if msg.retain {
-            tracing::warn!(topic = %msg.topic, "retained command refused");
-            let body = reply_payload(
-                Err("retained commands are refused (they would fire again on every reconnect); publish with retain=false. The retained copy was deleted".into()),
-                None,
-            );
-            send_reply(&publisher, &topics, &msg, &body);
-            continue;
-        }
-        let Parsed {
-            intent,
-            transaction,
-        } = commands::parse(&topic, &msg.payload, crate::lps::convert::parse_port);
-        let intent = match intent {
-            Ok(intent) => intent,
-            Err(error) => {
-                tracing::info!(topic = %msg.topic, %error, "command refused");
-                send_reply(
-                    &publisher,
-                    &topics,
-                    &msg,
-                    &reply_payload(Err(error), transaction),
-                );
-                continue;
-            }
-        };
-        // Enqueue in order, await the durable reply concurrently: the store commits in batches.
-        let outcome = store.intent(intent, "mqtt".into()).await;
-        let publisher = publisher.clone();
-        let topics = topics.clone();
-        tokio::spawn(async move {
-            let result = outcome.await.into_result();
-            send_reply(
-                &publisher,
-                &topics,
-                &msg,
-                &reply_payload(result, transaction),
-            );
-        });
     }
 }
 
@@ -146,5 +270,47 @@ mod tests {
         );
         let err = reply_payload(Err("bad".into()), None);
         assert_eq!(err, json!({ "status": "error", "error": "bad" }));
+    }
+
+    fn job(topic: &str, response: Option<&str>, n: u64) -> Job {
+        Job {
+            msg: Incoming {
+                topic: topic.into(),
+                payload: bytes::Bytes::new(),
+                retain: false,
+                response_topic: response.map(str::to_string),
+                correlation: None,
+            },
+            intent: crate::state::Intent::CancelDevice { id: Some(n) },
+            transaction: None,
+        }
+    }
+
+    fn n(job: Job) -> u64 {
+        match job.intent {
+            crate::state::Intent::CancelDevice { id: Some(n) } => n,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn lanes_serve_round_robin_keep_order_and_bound_each_lane() {
+        let mut lanes = Lanes::default();
+        for i in 0..5 {
+            assert!(lanes.push(job("b/app/flood/set", None, i)).is_ok());
+        }
+        assert!(lanes.push(job("b/app/other/set", None, 100)).is_ok());
+        assert!(lanes
+            .push(job("b/app/flood/set", Some("client-9/replies"), 200))
+            .is_ok());
+        let order: Vec<u64> = std::iter::from_fn(|| lanes.pop()).map(n).collect();
+        assert_eq!(order, vec![0, 100, 200, 1, 2, 3, 4]);
+        assert!(lanes.is_empty());
+        for i in 0..LANE_LIMIT as u64 {
+            assert!(lanes.push(job("b/app/flood/set", None, i)).is_ok());
+        }
+        assert!(lanes.push(job("b/app/flood/set", None, 0)).is_err());
+        assert!(lanes.push(job("b/device/set", None, 0)).is_ok());
+        assert_eq!(lanes.waiting, LANE_LIMIT + 1);
     }
 }
