@@ -98,12 +98,12 @@ impl Lanes {
         }
     }
 
-    /// Queues a job, or gives it back when its lane is full.
-    fn push(&mut self, job: Job) -> Result<(), Job> {
+    /// Queues a job, or gives it back (boxed: the refusal path is rare) when its lane is full.
+    fn push(&mut self, job: Job) -> Result<(), Box<Job>> {
         let key = Self::key(&job.msg);
         let lane = self.lanes.entry(key.clone()).or_default();
         if lane.len() >= LANE_LIMIT {
-            return Err(job);
+            return Err(Box::new(job));
         }
         if lane.is_empty() {
             self.turn.push_back(key);
