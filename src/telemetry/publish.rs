@@ -87,10 +87,7 @@ impl Telemetry {
 
     /// Full retained state: bridge, then every state topic.
     pub fn publish_all(&mut self, state: &State, features: &Value) {
-        self.retain(
-            self.topics.topic("bridge/state"),
-            &json!({ "state": "online" }),
-        );
+        self.publish_bridge_state(state);
         self.retain(
             self.topics.topic("bridge/info"),
             &json!({
@@ -103,6 +100,14 @@ impl Telemetry {
         for topic in StateTopic::ALL {
             self.publish_topic(state, topic);
         }
+    }
+
+    /// `B/bridge/state`: online, and whether the store takes writes (and if not, why).
+    pub fn publish_bridge_state(&mut self, state: &State) {
+        self.retain(
+            self.topics.topic("bridge/state"),
+            &views::bridge_state(state),
+        );
     }
 
     pub fn publish_event(&self, event: &crate::state::Event, at_ms: u64) {
@@ -135,6 +140,9 @@ pub async fn run(
                 for event in &change.events {
                     telemetry.publish_event(event, at);
                 }
+                if change.events.iter().any(|e| e.event.starts_with("store_")) {
+                    telemetry.publish_bridge_state(&state);
+                }
                 for topic in &change.topics {
                     telemetry.publish_topic(&state, *topic);
                 }
@@ -142,6 +150,7 @@ pub async fn run(
             Err(RecvError::Lagged(missed)) => {
                 tracing::warn!(missed, "telemetry fell behind; republishing full state");
                 let state = store.snapshot();
+                telemetry.publish_bridge_state(&state);
                 for topic in StateTopic::ALL {
                     telemetry.publish_topic(&state, topic);
                 }
