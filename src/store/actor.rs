@@ -24,7 +24,8 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub type Request = (Input, Option<oneshot::Sender<Result<Reply, StoreError>>>);
+pub type ReplyTx = oneshot::Sender<Result<Reply, StoreError>>;
+pub type Request = (Input, Option<ReplyTx>);
 
 const BATCH: usize = 128;
 
@@ -153,7 +154,7 @@ impl Actor {
         &mut self,
         keys: BTreeSet<Key>,
         change: Change,
-        replies: Vec<(Option<oneshot::Sender<Result<Reply, StoreError>>>, Reply)>,
+        replies: Vec<(Option<ReplyTx>, Reply)>,
     ) {
         // Snapshot first: whoever gets a reply and then reads sees what was acknowledged.
         if !keys.is_empty() || !change.is_empty() {
