@@ -105,6 +105,24 @@ impl Metrics {
                 "Durable store commits.",
                 writes.commits.load(Ordering::Relaxed),
             ),
+            (
+                "lps_bridge_store_failures_total",
+                "counter",
+                "Times the store turned read-only (failed commit, or start without write access).",
+                writes.failures.load(Ordering::Relaxed),
+            ),
+            (
+                "lps_bridge_store_recoveries_total",
+                "counter",
+                "Times the store became writable again without a restart.",
+                writes.reopens.load(Ordering::Relaxed),
+            ),
+            (
+                "lps_bridge_store_writable",
+                "gauge",
+                "1 while the store takes writes, 0 while it is read-only (see /readyz for why).",
+                u64::from(state.store.is_writable()),
+            ),
         ];
         for (name, kind, help, value) in counters {
             let _ = writeln!(out, "# HELP {name} {help}");
@@ -199,6 +217,8 @@ mod tests {
         );
         assert!(text.contains("lps_bridge_commands{kind=\"device\",lifecycle=\"accepted\"} 0"));
         assert!(text.contains("lps_bridge_eve_last_seen_seconds -1"));
+        assert!(text.contains("lps_bridge_store_writable 1"), "{text}");
+        assert!(text.contains("lps_bridge_store_failures_total 0"), "{text}");
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let value = line.rsplit(' ').next().unwrap();
             assert!(value.parse::<f64>().is_ok(), "bad sample line: {line}");

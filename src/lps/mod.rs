@@ -11,7 +11,9 @@
 //!
 //! Handlers only decode, submit an input to the store and encode the reply it computed; the
 //! 200/204 decision is made by the state machine. 400 for an undecodable body, 413 over
-//! `lps.max_body_bytes`, 404 only for endpoints disabled in config, 500 if the store fails.
+//! `lps.max_body_bytes`, 404 only for endpoints disabled in config, 500 only while the gateway
+//! shuts down. While the store cannot write, answers come from what is durable (see
+//! `store::actor`), so EVE keeps getting its pending commands.
 
 pub mod convert;
 mod handlers;

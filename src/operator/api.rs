@@ -157,15 +157,26 @@ pub async fn get_metrics(State(s): State<OperatorState>) -> Response {
 }
 
 pub async fn get_readyz(State(s): State<OperatorState>) -> Response {
-    let store_ok = s.store.is_alive();
     let mut body = (*s.ready).clone();
-    body["store"] = json!(if store_ok { "open" } else { "closed" });
-    let status = if store_ok {
+    let status = s.store.status();
+    let ready = if !s.store.is_alive() {
+        body["store"] = json!("closed");
+        false
+    } else if let Some(reason) = status.reason() {
+        // Not ready while writes are refused: EVE is still served, but no command can be taken.
+        body["store"] = json!("read-only");
+        body["store_reason"] = json!(reason);
+        false
+    } else {
+        body["store"] = json!("open");
+        true
+    };
+    let code = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(body)).into_response()
+    (code, Json(body)).into_response()
 }
 
 pub async fn get_openapi() -> Response {

@@ -54,7 +54,9 @@ pub async fn get_events(
             while let Some(got) = next.take() {
                 match got {
                     Ok(change) => {
-                        send_state |= !change.topics.is_empty();
+                        // The store's health is part of the state the dashboard shows.
+                        send_state |= !change.topics.is_empty()
+                            || change.events.iter().any(|e| e.event.starts_with("store_"));
                         for event in &change.events {
                             let body = views::event(event, views::unix_ms_now());
                             let sse = Event::default().event("event").data(body.to_string());

@@ -2,7 +2,7 @@
 
 use super::effect::{Effect, Event, Key, StateTopic};
 use super::input::{Input, Reply};
-use super::model::{Command, CommandId, Desired, EveLink, Lifecycle, Now, Reports};
+use super::model::{Command, CommandId, Desired, EveLink, Lifecycle, Now, Reports, StoreStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -39,6 +39,8 @@ pub struct State {
     pub reports: Reports,
     pub eve: EveLink,
     pub limits: Limits,
+    /// Set by the store actor (not by `apply`): whether writes are taken.
+    pub store: StoreStatus,
 }
 
 /// The result of one `apply`: the answer for whoever asked, and what the world must do.

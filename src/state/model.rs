@@ -233,6 +233,33 @@ pub struct Reports {
     pub location: Option<Value>,
 }
 
+/// Whether the store takes writes. Set by the store actor, never by `apply`, never persisted:
+/// while `ReadOnly`, intents are refused and EVE is answered from what is on disk.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StoreStatus {
+    #[default]
+    Writable,
+    ReadOnly {
+        /// What failed and what the operator can do.
+        reason: String,
+        /// Unix ms when writes started to be refused.
+        since_ms: u64,
+    },
+}
+
+impl StoreStatus {
+    pub fn is_writable(&self) -> bool {
+        matches!(self, StoreStatus::Writable)
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            StoreStatus::Writable => None,
+            StoreStatus::ReadOnly { reason, .. } => Some(reason),
+        }
+    }
+}
+
 /// What we know of EVE's polling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct EveLink {

@@ -3,9 +3,11 @@
 
 mod actor;
 mod disk;
+mod fault;
 mod reports;
 
 pub use disk::{StoreError, DB_FILE};
+pub use fault::{RETRY_FIRST, RETRY_MAX};
 
 use crate::state::{Endpoint, Event, Input, Limits, Reply as StateReply, State, StateTopic};
 use std::collections::BTreeSet;
@@ -84,12 +86,16 @@ impl Default for Clock {
     }
 }
 
-/// Commit latency counters (for metrics).
+/// Commit latency and fault counters (for metrics).
 #[derive(Debug, Default)]
 pub struct WriteStats {
     pub commits: AtomicU64,
     pub total_us: AtomicU64,
     pub max_us: AtomicU64,
+    /// Times the store turned read-only (a failed commit, or a start without write access).
+    pub failures: AtomicU64,
+    /// Times it became writable again without a restart.
+    pub reopens: AtomicU64,
 }
 
 impl WriteStats {
@@ -104,6 +110,9 @@ impl WriteStats {
 /// A cheap, cloneable handle to the store actor.
 #[derive(Clone)]
 pub struct StoreHandle {
+    /// EVE's requests: served before intents.
+    eve_tx: mpsc::Sender<actor::Request>,
+    /// Operator intents and everything else; bounded, so a flood waits here, not in memory.
     inputs_tx: mpsc::Sender<actor::Request>,
     snapshot_rx: watch::Receiver<Arc<State>>,
     changes_tx: broadcast::Sender<Arc<Change>>,
@@ -111,15 +120,11 @@ pub struct StoreHandle {
 }
 
 impl StoreHandle {
-    /// Submits an input and waits until it is applied and durable.
+    /// Submits an input and waits until it is applied and durable (or, for EVE's requests
+    /// while the store is read-only, answered from what is durable).
     pub async fn submit(&self, input: Input) -> Result<Reply, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.inputs_tx
-            .send((input, Some(tx)))
-            .await
-            .map_err(|_| StoreError::Write("the store is shutting down".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Write("the store is shutting down".into()))?
+        let rx = self.enqueue(input).await?;
+        rx.await.map_err(|_| StoreError::ShuttingDown)?
     }
 
     /// Queues an input (in order) and returns where its durable reply will arrive.
@@ -128,10 +133,14 @@ impl StoreHandle {
         input: Input,
     ) -> Result<oneshot::Receiver<Result<Reply, StoreError>>, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.inputs_tx
+        let queue = match input {
+            Input::Eve(_) => &self.eve_tx,
+            _ => &self.inputs_tx,
+        };
+        queue
             .send((input, Some(tx)))
             .await
-            .map_err(|_| StoreError::Write("the store is shutting down".into()))?;
+            .map_err(|_| StoreError::ShuttingDown)?;
         Ok(rx)
     }
 
@@ -177,6 +186,11 @@ impl StoreHandle {
         !self.inputs_tx.is_closed()
     }
 
+    /// Whether writes are taken now, and if not why (also in every snapshot as `store`).
+    pub fn status(&self) -> crate::state::StoreStatus {
+        self.snapshot_rx.borrow().store.clone()
+    }
+
     /// The latest state; never waits on the actor.
     pub fn snapshot(&self) -> Arc<State> {
         self.snapshot_rx.borrow().clone()
@@ -207,27 +221,64 @@ impl std::future::Future for StoreTask {
     }
 }
 
-/// Opens the store in `dir`, loads the state and starts the actor on its own thread.
+/// Opens the store in `dir`, loads the state and starts the actor on its own thread. A store
+/// that cannot be written starts read-only (serving what is on disk) and heals by itself; only
+/// a store that cannot be read at all is an error.
 pub fn start(
     dir: &Path,
     limits: Limits,
     shutdown: CancellationToken,
 ) -> Result<(StoreHandle, StoreTask), StoreError> {
-    let disk = disk::Disk::open(dir)?;
-    let state = disk.load(limits)?;
+    start_with(
+        dir,
+        limits,
+        fault::Backoff::new(RETRY_FIRST, RETRY_MAX),
+        shutdown,
+    )
+}
+
+fn start_with(
+    dir: &Path,
+    limits: Limits,
+    backoff: fault::Backoff,
+    shutdown: CancellationToken,
+) -> Result<(StoreHandle, StoreTask), StoreError> {
+    let (disk, state, refused) = match disk::Disk::open(dir)? {
+        disk::Opened::Writable(disk) => {
+            let state = disk.load(limits)?;
+            (Some(disk), state, None)
+        }
+        disk::Opened::ReadOnly(disk, why) => {
+            let state = match &disk {
+                Some(disk) => disk.load(limits)?,
+                None => State::new(limits),
+            };
+            (disk, state, Some(why.fault_reason(dir)))
+        }
+    };
+    let (eve_tx, eve_rx) = mpsc::channel(256);
     let (inputs_tx, inputs_rx) = mpsc::channel(1024);
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(state.clone()));
     let (changes_tx, _) = broadcast::channel(1024);
     let write_stats = Arc::new(WriteStats::default());
-    let actor = actor::Actor {
+    let mut actor = actor::Actor {
+        durable: Arc::new(state.clone()),
         state,
         disk,
+        dir: dir.to_path_buf(),
         clock: Clock::new(),
-        inputs_rx,
+        backoff,
+        retry_at: None,
+        eve_rx,
+        intents_rx: inputs_rx,
         snapshot_tx,
         changes_tx: changes_tx.clone(),
         write_latency: write_stats.clone(),
     };
+    if let Some(reason) = refused {
+        tracing::error!(%reason, "store opened read-only: serving what is on disk, refusing writes until it can write again");
+        actor.enter_fault(reason);
+    }
     // The actor fsyncs on every commit: it gets its own thread so no async worker ever blocks.
     let (done_tx, done_rx) = oneshot::channel();
     std::thread::Builder::new()
@@ -246,6 +297,7 @@ pub fn start(
     let task = StoreTask { done: done_rx };
     Ok((
         StoreHandle {
+            eve_tx,
             inputs_tx,
             snapshot_rx,
             changes_tx,
@@ -324,5 +376,150 @@ mod tests {
             .err()
             .expect("second open must fail");
         assert!(err.to_string().contains("cannot open store"), "{err}");
+    }
+
+    /// Blocks the probe write (a directory where the probe file goes), which the store must
+    /// take as "cannot write" the way it takes a full or read-only disk.
+    fn block_writes(dir: &Path) {
+        std::fs::create_dir(dir.join("lps-bridge.probe")).unwrap();
+    }
+
+    fn unblock_writes(dir: &Path) {
+        std::fs::remove_dir(dir.join("lps-bridge.probe")).unwrap();
+    }
+
+    fn reboot() -> Input {
+        Input::Intent {
+            intent: Intent::DeviceCommand {
+                action: DeviceAction::Reboot,
+            },
+            source: "t".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn starts_read_only_serves_eve_and_heals_after_back_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = CancellationToken::new();
+        let (store, task) = start(dir.path(), limits(), token.clone()).unwrap();
+        store
+            .submit(Input::Intent {
+                intent: Intent::SetProfile {
+                    profile: "night".into(),
+                },
+                source: "t".into(),
+            })
+            .await
+            .unwrap();
+        token.cancel();
+        task.await;
+        drop(store);
+
+        block_writes(dir.path());
+        let backoff = fault::Backoff::new(Duration::from_millis(20), Duration::from_millis(80));
+        let (store, _task) =
+            start_with(dir.path(), limits(), backoff, CancellationToken::new()).unwrap();
+        let mut changes = store.subscribe();
+        let status = store.status();
+        let reason = status.reason().expect("read-only at start").to_string();
+        assert!(
+            reason.contains(&dir.path().display().to_string()),
+            "{reason}"
+        );
+        assert_eq!(store.write_stats.failures.load(Ordering::Relaxed), 1);
+        // EVE gets what is on disk; the profile is not marked fetched (that write is dropped).
+        for _ in 0..2 {
+            let reply = store
+                .submit(Input::Eve(crate::state::EveRequest::LocalProfile))
+                .await
+                .unwrap();
+            assert_eq!(reply, Reply::Profile("night".into()));
+            assert!(!store.snapshot().meta.desired.profile.fetched);
+        }
+        let err = store.submit(reboot()).await.unwrap_err();
+        assert!(matches!(err, StoreError::ReadOnly(_)), "{err:?}");
+        assert_eq!(err.to_string(), format!("the store cannot write: {reason}"));
+        assert!(store.snapshot().commands.is_empty());
+
+        // Retries (every 20-80 ms here) fail while blocked; none of them counts as a new fault.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!store.status().is_writable());
+        assert_eq!(store.write_stats.failures.load(Ordering::Relaxed), 1);
+
+        unblock_writes(dir.path());
+        let recovered = loop {
+            let change = tokio::time::timeout(Duration::from_secs(10), changes.recv())
+                .await
+                .expect("store_recovered within 10 s")
+                .unwrap();
+            if let Some(e) = change.events.iter().find(|e| e.event == "store_recovered") {
+                break e.clone();
+            }
+        };
+        assert!(recovered.data.contains_key("read_only_ms"));
+        assert!(store.status().is_writable());
+        assert_eq!(store.write_stats.reopens.load(Ordering::Relaxed), 1);
+        let Reply::Accepted(acc) = store.submit(reboot()).await.unwrap() else {
+            panic!("accepted after healing")
+        };
+        assert!(acc.command.is_some());
+        assert_eq!(store.snapshot().meta.desired.profile.name, "night");
+    }
+
+    #[test]
+    fn a_store_that_cannot_be_read_does_not_start() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(DB_FILE), b"not a redb file at all").unwrap();
+        block_writes(dir.path());
+        let err = start(dir.path(), limits(), CancellationToken::new())
+            .err()
+            .expect("nothing readable: refuse to start");
+        let text = err.to_string();
+        assert!(text.contains("reading it failed too"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn an_empty_directory_that_cannot_be_written_starts_empty_and_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        block_writes(dir.path());
+        let (store, _task) = start(dir.path(), limits(), CancellationToken::new()).unwrap();
+        assert!(!store.status().is_writable());
+        let reply = store
+            .submit(Input::Eve(crate::state::EveRequest::LocalProfile))
+            .await
+            .unwrap();
+        assert_eq!(reply, Reply::Profile(String::new()));
+    }
+
+    #[tokio::test]
+    async fn eve_requests_are_served_before_queued_intents() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _task) = start(dir.path(), limits(), CancellationToken::new()).unwrap();
+        // Fill the intent queue, then ask as EVE: EVE's answer must not wait for all of them.
+        let mut pending = Vec::new();
+        for _ in 0..600 {
+            pending.push(store.enqueue(reboot()).await.unwrap());
+        }
+        let eve = store
+            .enqueue(Input::Eve(crate::state::EveRequest::LocalProfile))
+            .await
+            .unwrap();
+        eve.await.unwrap().unwrap();
+        let mut waiting = Vec::new();
+        for mut rx in pending {
+            match rx.try_recv() {
+                Ok(reply) => {
+                    reply.unwrap();
+                }
+                Err(_) => waiting.push(rx),
+            }
+        }
+        assert!(
+            !waiting.is_empty(),
+            "EVE's request waited for all 600 queued intents"
+        );
+        for rx in waiting {
+            rx.await.unwrap().unwrap();
+        }
     }
 }

@@ -145,11 +145,7 @@ impl Telemetry {
 
     /// Full retained state: bridge, then every state topic.
     pub fn publish_all(&mut self, state: &State, features: &Value) {
-        self.retain(
-            self.topics.topic("bridge/state"),
-            &json!({ "state": "online" }),
-            "GET /readyz",
-        );
+        self.publish_bridge_state(state);
         self.retain(
             self.topics.topic("bridge/info"),
             &json!({
@@ -163,6 +159,15 @@ impl Telemetry {
         for topic in StateTopic::ALL {
             self.publish_topic(state, topic);
         }
+    }
+
+    /// `B/bridge/state`: online, and whether the store takes writes (and if not, why).
+    pub fn publish_bridge_state(&mut self, state: &State) {
+        self.retain(
+            self.topics.topic("bridge/state"),
+            &views::bridge_state(state),
+            "GET /readyz",
+        );
     }
 
     pub fn publish_event(&self, event: &crate::state::Event, at_ms: u64) {
@@ -194,12 +199,14 @@ pub async fn run(
                 // topic once, so a burst of commands costs one republish, not one per command.
                 let mut topics: BTreeSet<StateTopic> = BTreeSet::new();
                 let mut lagged = false;
+                let mut store_event = false;
                 let at = views::unix_ms_now();
                 let mut next = Some(first);
                 while let Some(change) = next.take() {
                     for event in &change.events {
                         telemetry.publish_event(event, at);
                     }
+                    store_event |= change.events.iter().any(|e| e.event.starts_with("store_"));
                     topics.extend(change.topics.iter().copied());
                     next = match changes.try_recv() {
                         Ok(change) => Some(change),
@@ -215,6 +222,9 @@ pub async fn run(
                     topics.extend(StateTopic::ALL);
                 }
                 let state = store.snapshot();
+                if store_event || lagged {
+                    telemetry.publish_bridge_state(&state);
+                }
                 for topic in topics {
                     telemetry.publish_topic(&state, topic);
                 }
@@ -222,6 +232,7 @@ pub async fn run(
             Err(RecvError::Lagged(missed)) => {
                 tracing::warn!(missed, "telemetry fell behind; republishing full state");
                 let state = store.snapshot();
+                telemetry.publish_bridge_state(&state);
                 for topic in StateTopic::ALL {
                     telemetry.publish_topic(&state, topic);
                 }

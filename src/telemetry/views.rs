@@ -4,7 +4,7 @@ pub use crate::state::model::rfc3339_ms;
 use crate::state::resolve::app_levels;
 use crate::state::{
     boot_order_name, AppBootReport, AppTarget, BootEntry, Command, CommandKind, Outcome, Serve,
-    State,
+    State, StoreStatus,
 };
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -41,6 +41,26 @@ pub fn eve(state: &State) -> Value {
         "state": if state.eve.online { "online" } else { "offline" },
         "last_seen": state.eve.last_seen_ms.map(rfc3339_ms),
     })
+}
+
+/// Whether the store takes writes: in `/api/state`, the SSE state and `B/bridge/state`.
+pub fn store(state: &State) -> Value {
+    match &state.store {
+        StoreStatus::Writable => json!({ "state": "writable" }),
+        StoreStatus::ReadOnly { reason, since_ms } => json!({
+            "state": "read-only",
+            "reason": reason,
+            "since": rfc3339_ms(*since_ms),
+        }),
+    }
+}
+
+/// `B/bridge/state` while the gateway runs: online, and whether its store takes writes.
+pub fn bridge_state(state: &State) -> Value {
+    match state.store.reason() {
+        None => json!({ "state": "online", "store": "writable" }),
+        Some(reason) => json!({ "state": "online", "store": "read-only", "store_reason": reason }),
+    }
 }
 
 pub fn device(state: &State) -> Value {
@@ -294,5 +314,6 @@ pub fn full(state: &State) -> Value {
         "radio": radio(state),
         "network": network(state),
         "location": location(state),
+        "store": store(state),
     })
 }

@@ -110,11 +110,21 @@ impl ChildGateway {
     /// store in `dir/data` (so a gateway started again in `dir` finds the same store). `envs`
     /// are added to its environment.
     pub fn spawn_in(dir: &Path, sections: &str, envs: &[(&str, &str)]) -> ChildGateway {
+        Self::spawn_with_operator(dir, sections, "", envs)
+    }
+
+    /// [`ChildGateway::spawn_in`] with the operator API on `operator_listen` ("" = none).
+    pub fn spawn_with_operator(
+        dir: &Path,
+        sections: &str,
+        operator_listen: &str,
+        envs: &[(&str, &str)],
+    ) -> ChildGateway {
         let config = dir.join("lps-bridge.toml");
         std::fs::write(
             &config,
             format!(
-                "{sections}[operator]\nlisten = \"\"\n[store]\ndir = \"{}\"\n",
+                "{sections}[operator]\nlisten = \"{operator_listen}\"\n[store]\ndir = \"{}\"\n",
                 dir.join("data").display()
             ),
         )
@@ -128,6 +138,11 @@ impl ChildGateway {
             .spawn()
             .unwrap();
         ChildGateway { child, _tmp: None }
+    }
+
+    /// Whether the child is still running (not exited, e.g. with an error at start).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// [`ChildGateway::spawn_in`] a temporary directory that lives as long as the child.

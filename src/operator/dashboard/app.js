@@ -338,6 +338,16 @@ function render(state) {
   renderRadio(state.radio || {});
   renderNetwork(state.network || {});
   renderLocation(state.location);
+  renderStore(state.store || {});
+}
+
+// The store cannot write: commands are refused until it heals by itself; EVE is still served.
+function renderStore(store) {
+  const readOnly = store.state === 'read-only';
+  $('#store-banner').hidden = !readOnly;
+  $('#store-banner-text').textContent = readOnly
+    ? `store read-only: ${store.reason}. Commands are refused until it can write again (it retries by itself); EVE is still served what is on disk.`
+    : '';
 }
 
 function renderEve(eve) {
@@ -610,7 +620,7 @@ function renderLocation(loc) {
 // ---------------------------------------------------------------------------------------------
 // Event log (B/events messages as they arrive)
 
-const BAD_EVENTS = new Set(['radio_failed', 'network_rejected', 'rule_failed', 'eve_offline', 'command_cancelled']);
+const BAD_EVENTS = new Set(['radio_failed', 'network_rejected', 'rule_failed', 'eve_offline', 'command_cancelled', 'store_failed']);
 
 function eventSummary(e) {
   const app = e.app ? e.app.name || e.app.id : null;
@@ -622,6 +632,8 @@ function eventSummary(e) {
     return `${app} → ${e.boot}`;
   }
   if (e.event.startsWith('network')) return `${(e.ports || []).join(', ') || 'revert'}${e.error ? `: ${e.error}` : ''}${e.reason ? `: ${e.reason}` : ''}`;
+  if (e.event === 'store_failed') return `read-only: ${e.reason}`;
+  if (e.event === 'store_recovered') return `writable again after ${Math.round((e.read_only_ms || 0) / 1000)} s`;
   if (e.rule) return `${e.rule}${e.error ? `: ${e.error}` : ''}${e.reason ? `: ${e.reason}` : ''}`;
   const rest = Object.fromEntries(Object.entries(e).filter(([k]) => k !== 'event' && k !== 'at'));
   return Object.keys(rest).length ? JSON.stringify(rest).slice(0, 160) : '';
