@@ -98,19 +98,19 @@ impl Lanes {
         }
     }
 
-    /// Queues a job, or gives it back when its lane is full.
-    fn push(&mut self, job: Job) -> Result<(), Job> {
+    /// Queues a job; gives it back when its lane is full.
+    fn push(&mut self, job: Job) -> Option<Job> {
         let key = Self::key(&job.msg);
         let lane = self.lanes.entry(key.clone()).or_default();
         if lane.len() >= LANE_LIMIT {
-            return Err(job);
+            return Some(job);
         }
         if lane.is_empty() {
             self.turn.push_back(key);
         }
         lane.push_back(job);
         self.waiting += 1;
-        Ok(())
+        None
     }
 
     /// The next job in round-robin order.
@@ -218,7 +218,7 @@ pub async fn run(
                 let Some(job) = admit(msg, &topics, &publisher, &metrics) else {
                     continue;
                 };
-                if let Err(job) = lanes.push(job) {
+                if let Some(job) = lanes.push(job) {
                     tracing::warn!(topic = %job.msg.topic, "command refused: its lane is full");
                     let body = reply_payload(
                         Err(format!(
@@ -297,20 +297,20 @@ mod tests {
     fn lanes_serve_round_robin_keep_order_and_bound_each_lane() {
         let mut lanes = Lanes::default();
         for i in 0..5 {
-            assert!(lanes.push(job("b/app/flood/set", None, i)).is_ok());
+            assert!(lanes.push(job("b/app/flood/set", None, i)).is_none());
         }
-        assert!(lanes.push(job("b/app/other/set", None, 100)).is_ok());
+        assert!(lanes.push(job("b/app/other/set", None, 100)).is_none());
         assert!(lanes
             .push(job("b/app/flood/set", Some("client-9/replies"), 200))
-            .is_ok());
+            .is_none());
         let order: Vec<u64> = std::iter::from_fn(|| lanes.pop()).map(n).collect();
         assert_eq!(order, vec![0, 100, 200, 1, 2, 3, 4]);
         assert!(lanes.is_empty());
         for i in 0..LANE_LIMIT as u64 {
-            assert!(lanes.push(job("b/app/flood/set", None, i)).is_ok());
+            assert!(lanes.push(job("b/app/flood/set", None, i)).is_none());
         }
-        assert!(lanes.push(job("b/app/flood/set", None, 0)).is_err());
-        assert!(lanes.push(job("b/device/set", None, 0)).is_ok());
+        assert!(lanes.push(job("b/app/flood/set", None, 0)).is_some());
+        assert!(lanes.push(job("b/device/set", None, 0)).is_none());
         assert_eq!(lanes.waiting, LANE_LIMIT + 1);
     }
 }
