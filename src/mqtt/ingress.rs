@@ -231,27 +231,52 @@ pub async fn run(
             }
             permit = in_flight.clone().acquire_owned(), if !lanes.is_empty() => {
                 let Ok(permit) = permit else { break };
-                let Some(Job { msg, intent, transaction }) = lanes.pop() else {
-                    continue;
-                };
-                // Enqueue in order, await the durable reply concurrently: the store commits in
-                // batches.
-                let outcome = store.intent(intent, "mqtt".into()).await;
-                let publisher = publisher.clone();
-                let topics = topics.clone();
-                tokio::spawn(async move {
-                    let result = outcome.await.into_result();
-                    drop(permit);
-                    send_reply(
-                        &publisher,
-                        &topics,
-                        &msg,
-                        &reply_payload(result, transaction),
-                    );
-                });
+                if let Some(job) = lanes.pop() {
+                    dispatch(job, permit, &store, &publisher, &topics).await;
+                }
+                continue;
+            }
+        }
+        // During a flood the reading branch is always ready: feed the store here too, as far as
+        // free slots allow, so the store never idles while commands wait.
+        while !lanes.is_empty() {
+            let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                break;
+            };
+            if let Some(job) = lanes.pop() {
+                dispatch(job, permit, &store, &publisher, &topics).await;
             }
         }
     }
+}
+
+/// Hands one command to the store (in order) and answers it once durable, without waiting here:
+/// the store commits in batches.
+async fn dispatch(
+    job: Job,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    store: &StoreHandle,
+    publisher: &Publisher,
+    topics: &Topics,
+) {
+    let Job {
+        msg,
+        intent,
+        transaction,
+    } = job;
+    let outcome = store.intent(intent, "mqtt".into()).await;
+    let publisher = publisher.clone();
+    let topics = topics.clone();
+    tokio::spawn(async move {
+        let result = outcome.await.into_result();
+        drop(permit);
+        send_reply(
+            &publisher,
+            &topics,
+            &msg,
+            &reply_payload(result, transaction),
+        );
+    });
 }
 
 #[cfg(test)]
