@@ -98,19 +98,19 @@ impl Lanes {
         }
     }
 
-    /// Queues a job, or gives it back (boxed: the refusal path is rare) when its lane is full.
-    fn push(&mut self, job: Job) -> Result<(), Box<Job>> {
+    /// Queues a job; gives it back when its lane is full.
+    fn push(&mut self, job: Job) -> Option<Job> {
         let key = Self::key(&job.msg);
         let lane = self.lanes.entry(key.clone()).or_default();
         if lane.len() >= LANE_LIMIT {
-            return Err(Box::new(job));
+            return Some(job);
         }
         if lane.is_empty() {
             self.turn.push_back(key);
         }
         lane.push_back(job);
         self.waiting += 1;
-        Ok(())
+        None
     }
 
     /// The next job in round-robin order.
@@ -218,7 +218,7 @@ pub async fn run(
                 let Some(job) = admit(msg, &topics, &publisher, &metrics) else {
                     continue;
                 };
-                if let Err(job) = lanes.push(job) {
+                if let Some(job) = lanes.push(job) {
                     tracing::warn!(topic = %job.msg.topic, "command refused: its lane is full");
                     let body = reply_payload(
                         Err(format!(
@@ -231,27 +231,52 @@ pub async fn run(
             }
             permit = in_flight.clone().acquire_owned(), if !lanes.is_empty() => {
                 let Ok(permit) = permit else { break };
-                let Some(Job { msg, intent, transaction }) = lanes.pop() else {
-                    continue;
-                };
-                // Enqueue in order, await the durable reply concurrently: the store commits in
-                // batches.
-                let outcome = store.intent(intent, "mqtt".into()).await;
-                let publisher = publisher.clone();
-                let topics = topics.clone();
-                tokio::spawn(async move {
-                    let result = outcome.await.into_result();
-                    drop(permit);
-                    send_reply(
-                        &publisher,
-                        &topics,
-                        &msg,
-                        &reply_payload(result, transaction),
-                    );
-                });
+                if let Some(job) = lanes.pop() {
+                    dispatch(job, permit, &store, &publisher, &topics).await;
+                }
+                continue;
+            }
+        }
+        // During a flood the reading branch is always ready: feed the store here too, as far as
+        // free slots allow, so the store never idles while commands wait.
+        while !lanes.is_empty() {
+            let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                break;
+            };
+            if let Some(job) = lanes.pop() {
+                dispatch(job, permit, &store, &publisher, &topics).await;
             }
         }
     }
+}
+
+/// Hands one command to the store (in order) and answers it once durable, without waiting here:
+/// the store commits in batches.
+async fn dispatch(
+    job: Job,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    store: &StoreHandle,
+    publisher: &Publisher,
+    topics: &Topics,
+) {
+    let Job {
+        msg,
+        intent,
+        transaction,
+    } = job;
+    let outcome = store.intent(intent, "mqtt".into()).await;
+    let publisher = publisher.clone();
+    let topics = topics.clone();
+    tokio::spawn(async move {
+        let result = outcome.await.into_result();
+        drop(permit);
+        send_reply(
+            &publisher,
+            &topics,
+            &msg,
+            &reply_payload(result, transaction),
+        );
+    });
 }
 
 #[cfg(test)]
@@ -297,20 +322,20 @@ mod tests {
     fn lanes_serve_round_robin_keep_order_and_bound_each_lane() {
         let mut lanes = Lanes::default();
         for i in 0..5 {
-            assert!(lanes.push(job("b/app/flood/set", None, i)).is_ok());
+            assert!(lanes.push(job("b/app/flood/set", None, i)).is_none());
         }
-        assert!(lanes.push(job("b/app/other/set", None, 100)).is_ok());
+        assert!(lanes.push(job("b/app/other/set", None, 100)).is_none());
         assert!(lanes
             .push(job("b/app/flood/set", Some("client-9/replies"), 200))
-            .is_ok());
+            .is_none());
         let order: Vec<u64> = std::iter::from_fn(|| lanes.pop()).map(n).collect();
         assert_eq!(order, vec![0, 100, 200, 1, 2, 3, 4]);
         assert!(lanes.is_empty());
         for i in 0..LANE_LIMIT as u64 {
-            assert!(lanes.push(job("b/app/flood/set", None, i)).is_ok());
+            assert!(lanes.push(job("b/app/flood/set", None, i)).is_none());
         }
-        assert!(lanes.push(job("b/app/flood/set", None, 0)).is_err());
-        assert!(lanes.push(job("b/device/set", None, 0)).is_ok());
+        assert!(lanes.push(job("b/app/flood/set", None, 0)).is_some());
+        assert!(lanes.push(job("b/device/set", None, 0)).is_none());
         assert_eq!(lanes.waiting, LANE_LIMIT + 1);
     }
 }
