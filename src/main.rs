@@ -28,7 +28,8 @@ enum Command {
         /// Start from this config file instead of the built-in defaults (listen addresses ...).
         #[arg(long, short)]
         config: Option<PathBuf>,
-        /// Where the demo keeps its data (default: a directory under the system temp dir).
+        /// Where the demo keeps its data (default: the file's `[store] dir`, else a directory
+        /// of its own under the system temp dir, removed on exit).
         #[arg(long)]
         data_dir: Option<PathBuf>,
         /// Run the simulated node's intervals this many times faster.
@@ -130,14 +131,13 @@ fn main() -> ExitCode {
             speed,
         } => {
             init_logging();
-            let base = match config.as_deref().map(|p| Config::load(Some(p))).transpose() {
-                Ok(base) => base,
+            let mut config = match lps_bridge::demo::load(config.as_deref(), data_dir) {
+                Ok(config) => config,
                 Err(e) => {
                     eprintln!("lps-bridge demo: {e}");
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
-            let mut config = lps_bridge::demo::config(base, data_dir);
             config.apply_env(|k| std::env::var(k).ok());
             match runtime().block_on(lps_bridge::demo::run(
                 config,
