@@ -36,8 +36,13 @@ const REPORT_PER_BATCH: usize = 10;
 /// rumqttd pushes collected alerts at this interval (whole seconds only).
 pub fn alert_settings() -> HashMap<rumqttd::MetricType, rumqttd::MetricSettings> {
     // MetricSettings' field is private: it can only be built the way a config file builds it.
-    serde_json::from_value(json!({ "alerts": { "push_interval": 1 } }))
-        .expect("a valid rumqttd metrics setting")
+    // rumqttd's timer unwraps both intervals whichever is configured, so meters get one too
+    // (nobody takes the meters link: pushing them is a no-op).
+    serde_json::from_value(json!({
+        "alerts": { "push_interval": 1 },
+        "meters": { "push_interval": 3600 },
+    }))
+    .expect("a valid rumqttd metrics setting")
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
