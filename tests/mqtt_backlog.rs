@@ -64,12 +64,15 @@ async fn every_reply_of_a_20000_command_flood_reaches_a_qos1_subscriber() {
     .unwrap();
     let (clients, per_client) = (10, 2000);
     let flood = load::flood(
-        gw.mqtt_port,
-        "flood",
-        clients,
-        per_client,
-        QoS::AtLeastOnce,
-        clock,
+        &load::Publishers {
+            port: gw.mqtt_port,
+            prefix: "flood".into(),
+            clients,
+            per_client,
+            qos: QoS::AtLeastOnce,
+            clock,
+            patience: PATIENCE,
+        },
         |_| format!("{B}/app/vision/set"),
         |c, seq, sent| {
             format!(
@@ -78,7 +81,6 @@ async fn every_reply_of_a_20000_command_flood_reaches_a_qos1_subscriber() {
             )
             .into_bytes()
         },
-        PATIENCE,
     )
     .await;
     assert_eq!(
@@ -123,15 +125,17 @@ async fn a_qos1_fan_in_reaches_a_subscriber_that_falls_behind_complete() {
     // 1 MiB × 2 log held (which delivered 24,000 of 100,000). The benchmark runs 100,000.
     let (clients, per_client) = (10, 4000);
     let flood = load::flood(
-        gw.mqtt_port,
-        "plant",
-        clients,
-        per_client,
-        QoS::AtLeastOnce,
-        clock,
+        &load::Publishers {
+            port: gw.mqtt_port,
+            prefix: "plant".into(),
+            clients,
+            per_client,
+            qos: QoS::AtLeastOnce,
+            clock,
+            patience: PATIENCE,
+        },
         move |_| topic.to_string(),
         |c, seq, sent| load::padded(c, seq, sent, 64),
-        PATIENCE,
     )
     .await;
     assert_eq!(flood.acked, clients * per_client);
@@ -171,15 +175,17 @@ async fn beyond_a_tiny_backlog_the_drop_is_counted_and_announced() {
         .unwrap();
     let sent = 5000;
     let flood = load::flood(
-        gw.mqtt_port,
-        "burst",
-        1,
-        sent,
-        QoS::AtLeastOnce,
-        clock,
+        &load::Publishers {
+            port: gw.mqtt_port,
+            prefix: "burst".into(),
+            clients: 1,
+            per_client: sent,
+            qos: QoS::AtLeastOnce,
+            clock,
+            patience: PATIENCE,
+        },
         move |_| topic.to_string(),
         |c, seq, t| load::padded(c, seq, t, 100),
-        PATIENCE,
     )
     .await;
     assert_eq!(flood.acked, sent);

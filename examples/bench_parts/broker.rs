@@ -318,12 +318,15 @@ async fn run_load(broker: Broker, kind: Load) -> anyhow::Result<LoadRun> {
     let flood = match kind {
         Load::ReplyFlood => {
             load::flood(
-                r.mqtt_port,
-                "bench-cmd",
-                clients,
-                per_client,
-                QoS::AtLeastOnce,
-                clock,
+                &load::Publishers {
+                    port: r.mqtt_port,
+                    prefix: "bench-cmd".into(),
+                    clients,
+                    per_client,
+                    qos: QoS::AtLeastOnce,
+                    clock,
+                    patience: PUBLISH_PATIENCE,
+                },
                 |_| format!("{BASE}/app/app0/set"),
                 |c, seq, sent| {
                     format!(
@@ -332,21 +335,22 @@ async fn run_load(broker: Broker, kind: Load) -> anyhow::Result<LoadRun> {
                     )
                     .into_bytes()
                 },
-                PUBLISH_PATIENCE,
             )
             .await
         }
         Load::FanIn => {
             load::flood(
-                r.mqtt_port,
-                "bench-pub",
-                clients,
-                per_client,
-                QoS::AtLeastOnce,
-                clock,
+                &load::Publishers {
+                    port: r.mqtt_port,
+                    prefix: "bench-pub".into(),
+                    clients,
+                    per_client,
+                    qos: QoS::AtLeastOnce,
+                    clock,
+                    patience: PUBLISH_PATIENCE,
+                },
                 |_| FAN_IN_TOPIC.to_string(),
                 |c, seq, sent| load::padded(c, seq, sent, FAN_IN_BYTES),
-                PUBLISH_PATIENCE,
             )
             .await
         }

@@ -181,23 +181,35 @@ pub struct Flood {
     pub last_us: u64,
 }
 
-/// `clients` publishers send `per_client` messages each, as fast as the client lets them, and
-/// wait until the broker acknowledged them all (or `patience` passed).
-pub async fn flood<T, P>(
-    port: u16,
-    prefix: &str,
-    clients: usize,
-    per_client: usize,
-    qos: QoS,
-    clock: Clock,
-    topic: T,
-    payload: P,
-    patience: Duration,
-) -> Flood
+/// Who floods: `clients` publishers (ids `<prefix>-<n>`) of `per_client` messages each.
+#[derive(Debug, Clone)]
+pub struct Publishers {
+    pub port: u16,
+    pub prefix: String,
+    pub clients: usize,
+    pub per_client: usize,
+    pub qos: QoS,
+    pub clock: Clock,
+    /// How long to wait for the broker's acknowledgements.
+    pub patience: Duration,
+}
+
+/// The publishers send as fast as the client lets them, and wait until the broker acknowledged
+/// them all (or the patience passed).
+pub async fn flood<T, P>(plan: &Publishers, topic: T, payload: P) -> Flood
 where
     T: Fn(usize) -> String + Send + Sync + Clone + 'static,
     P: Fn(usize, usize, u64) -> Vec<u8> + Send + Sync + Clone + 'static,
 {
+    let Publishers {
+        port,
+        ref prefix,
+        clients,
+        per_client,
+        qos,
+        clock,
+        patience,
+    } = *plan;
     let first_us = clock.now_us();
     let mut tasks = Vec::new();
     for c in 0..clients {
