@@ -2,6 +2,7 @@
 //!
 //! ```sh
 //! cargo build --release && cargo run --release --example bench
+//! cargo build --release && cargo run --release --example bench -- broker   # only 5–7
 //! ```
 //!
 //! Everything runs on 127.0.0.1 and stops by itself (every phase has a time cap). Each latency
@@ -16,6 +17,9 @@
 //!    messages with the new state at a subscriber; baseline: the same POST with nothing changed.
 //! 4. RSS of the release binary (`target/release/lps-bridge run`) idle and after load, against
 //!    the 30 MB target.
+//!
+//! 5. to 7. The broker under load against Mosquitto, and QoS 1 command → reply latency: see
+//!    `bench_parts/broker.rs`.
 //!
 //! Benchmarks 1 to 3 run the gateway in-process on its own multi-threaded tokio runtime (as the
 //! binary does); the benchmark's clients run on a separate single-threaded runtime.
@@ -35,6 +39,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
+
+#[path = "bench_parts/broker.rs"]
+mod broker;
+#[path = "../tests/common/load.rs"]
+mod load;
 
 const COMMAND: &str = "cargo build --release && cargo run --release --example bench";
 const TOKEN: &str = "bench-token";
@@ -1000,6 +1009,15 @@ fn main() -> anyhow::Result<()> {
             "release"
         }
     );
+    if std::env::args().skip(1).any(|a| a == "broker") {
+        broker::print_all();
+        println!();
+        println!(
+            "Total run time: {:.1} s.",
+            run_started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
 
     // Gateway under test, in-process, on its own multi-threaded runtime (as the binary runs it).
     let tmp = tempfile::tempdir()?;
@@ -1177,6 +1195,7 @@ fn main() -> anyhow::Result<()> {
     for n in mem_notes {
         println!("- {n}");
     }
+    broker::print_all();
     println!();
     println!(
         "Total run time: {:.1} s.",

@@ -93,8 +93,17 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             .into_iter()
             .chain(rule_filters.iter().cloned()),
     );
-    let embedded =
-        mqtt::start_embedded(&settings, &publisher, filters.clone(), incoming_tx.clone())?;
+    let losses = mqtt::LossReport {
+        metrics: metrics.clone(),
+        store: store.clone(),
+    };
+    let embedded = mqtt::start_embedded(
+        &settings,
+        &publisher,
+        filters.clone(),
+        incoming_tx.clone(),
+        losses,
+    )?;
     let external = match &config.mqtt.external {
         Some(ext) => Some(mqtt::external::spawn(
             ext,

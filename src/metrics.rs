@@ -15,6 +15,8 @@ pub struct Metrics {
     pub mqtt_messages_out: AtomicU64,
     pub mqtt_connections: AtomicU64,
     pub operator_requests: AtomicU64,
+    /// Messages the embedded broker dropped for subscribers that fell behind.
+    pub mqtt_losses: crate::mqtt::alerts::Losses,
 }
 
 impl Metrics {
@@ -140,6 +142,7 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE lps_bridge_store_commit_seconds_max gauge");
         let _ = writeln!(out, "lps_bridge_store_commit_seconds_max {max}");
+        self.mqtt_losses.render(&mut out);
         out
     }
 }

@@ -66,9 +66,14 @@ pub struct MqttConfig {
     pub base_topic: String,
     pub max_payload_bytes: usize,
     pub max_connections: usize,
-    /// Commitlog memory per topic filter is segment_bytes × segment_count.
+    /// The broker's log per subscription filter, for filters outside `base_topic`: a
+    /// subscriber may fall behind by (segment_count - 1) × segment_bytes before it loses
+    /// messages; memory per busy filter is up to segment_bytes × segment_count (see the README).
     pub segment_bytes: usize,
     pub segment_count: usize,
+    /// The same for filters under `base_topic` (commands to the gateway, replies, state, events).
+    pub own_segment_bytes: usize,
+    pub own_segment_count: usize,
     /// A plant broker to connect to as well (or instead, with `listen = ""`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external: Option<ExternalBroker>,
@@ -130,8 +135,10 @@ impl Default for MqttConfig {
             base_topic: "lps/edge".into(),
             max_payload_bytes: 256 * 1024,
             max_connections: 200,
-            segment_bytes: 1024 * 1024,
-            segment_count: 2,
+            segment_bytes: 4 * 1024 * 1024,
+            segment_count: 4,
+            own_segment_bytes: 4 * 1024 * 1024,
+            own_segment_count: 4,
             external: None,
             users: Vec::new(),
             tls: None,

@@ -101,11 +101,25 @@ pub(super) fn validate(config: Config) -> Result<Settings, ConfigError> {
             format!("'{base}' must be non-empty topic levels without wildcards or empty levels, e.g. lps/edge"),
         ));
     }
-    if config.mqtt.segment_bytes < 64 * 1024 || config.mqtt.segment_count == 0 {
-        return Err(invalid(
+    for (key, bytes, count) in [
+        (
             "mqtt.segment_bytes",
-            "segments must be at least 64 KiB and segment_count at least 1",
-        ));
+            config.mqtt.segment_bytes,
+            config.mqtt.segment_count,
+        ),
+        (
+            "mqtt.own_segment_bytes",
+            config.mqtt.own_segment_bytes,
+            config.mqtt.own_segment_count,
+        ),
+    ] {
+        // rumqttd panics below 1 KiB; one segment would leave no backlog at all.
+        if bytes < 64 * 1024 || count < 2 {
+            return Err(invalid(
+                key,
+                format!("{bytes} bytes x {count} segments: segments must be at least 64 KiB (65536) and the count at least 2 (a subscriber may fall behind by (count - 1) x bytes)"),
+            ));
+        }
     }
     if config.mqtt.max_connections == 0 {
         return Err(invalid("mqtt.max_connections", "must be at least 1"));

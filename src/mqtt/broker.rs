@@ -1,10 +1,48 @@
 //! The embedded rumqttd broker. `start()` blocks forever, so it gets its own OS thread; the
 //! gateway talks to it through an in-process link taken before the broker starts.
+//!
+//! # How far a subscriber may fall behind (read from rumqttd 0.20's source)
+//!
+//! rumqttd keeps no queue per client. Every subscription filter (the filter string, shared by all
+//! its subscribers) has one in-memory commitlog, and each subscriber only holds a cursor into
+//! it. What that means for the settings:
+//!
+//! - The log is a ring of `count` segments of `size` bytes, where a message counts as
+//!   `4 + topic + payload` bytes. When the active segment is full a new one is started and,
+//!   with `count` segments present, the oldest is dropped. A reader whose cursor is in the
+//!   dropped segment is moved to the oldest remaining one: the messages in between are lost and
+//!   rumqttd only emits a `CursorJump` alert (with `lost: 0` hard-coded) and a warning.
+//!   So a subscriber may fall behind by at least `(count - 1) × size` and at most
+//!   `count × size` counted bytes before it loses anything.
+//! - Memory grows lazily, per filter, with what is published on topics the filter matches, not
+//!   with what subscribers have yet to read: a filter that saw enough traffic keeps `count × size`
+//!   counted bytes forever, fast subscribers or not. A message costs about 240 bytes of
+//!   bookkeeping (its `Publish`, MQTT 5 properties and timestamp) on top of its counted bytes, so
+//!   small messages use several times their counted size. A filter that never matched anything
+//!   costs nothing beyond an empty segment.
+//! - `custom_segment` overrides size and count for filters *matching* a pattern (the
+//!   subscriber's filter string is matched as a topic, so `lps/edge/#` covers `lps/edge/#`,
+//!   `lps/edge/response/#` and `lps/edge/app/+/set`, but not `#`). If two patterns match, the
+//!   one rumqttd happens to iterate last wins: we use one pattern only.
+//! - A QoS 1/2 subscriber has at most 100 unacknowledged messages in flight (a constant,
+//!   `MAX_INFLIGHT`, in rumqttd's outgoing buffer); `max_outgoing_packet_count` only bounds how
+//!   many QoS 0 messages one read forwards (and how many retained messages one subscribe gets).
+//!   A slow QoS 1 subscriber is therefore paced at 100 in flight and the rest waits in the log;
+//!   neither setting adds a buffer that would keep messages the log has dropped.
+//! - `max_inflight_count` (per connection) is how many incoming packets the broker reads from
+//!   one socket before handing them to the router; it does not buffer outgoing messages.
+//!
+//! We size the log for both: our own topics (`mqtt.own_segment_*`, under `base_topic`: the
+//! gateway's command subscriptions, replies, state and events) and everything else
+//! (`mqtt.segment_*`, plant topics and rule filters).
 
 use super::auth::Users;
 use crate::config::{MqttConfig, MqttTls};
+use rumqttd::alerts::AlertsLink;
 use rumqttd::local::{LinkRx, LinkTx};
-use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings, TlsConfig};
+use rumqttd::{
+    Broker, Config, ConnectionSettings, RouterConfig, SegmentConfig, ServerSettings, TlsConfig,
+};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
@@ -60,6 +98,31 @@ fn server(
     }
 }
 
+/// The router's memory and backlog: `mqtt.segment_*` for every filter, `mqtt.own_segment_*` for
+/// filters under the base topic (see the module comment for what each setting carries).
+fn router_config(cfg: &MqttConfig) -> RouterConfig {
+    let own = SegmentConfig {
+        max_segment_size: cfg.own_segment_bytes,
+        max_segment_count: cfg.own_segment_count,
+    };
+    RouterConfig {
+        max_connections: cfg.max_connections,
+        // QoS 0 read batch, and the cap on retained messages one subscribe receives.
+        max_outgoing_packet_count: 1000,
+        max_segment_size: cfg.segment_bytes,
+        max_segment_count: cfg.segment_count,
+        custom_segment: Some(HashMap::from([(format!("{}/#", cfg.base_topic), own)])),
+        initialized_filters: None,
+        shared_subscriptions_strategy: Default::default(),
+    }
+}
+
+/// The backlog a subscriber may fall behind by before it loses messages: at least
+/// `(count - 1) × size` counted bytes (`4 + topic + payload` per message).
+fn guaranteed_backlog_bytes(size: usize, count: usize) -> usize {
+    size.saturating_mul(count.saturating_sub(1))
+}
+
 /// rumqttd binds inside its own thread and never reports failure to us: check first.
 fn check_free(addr: SocketAddr) -> Result<(), BrokerError> {
     std::net::TcpListener::bind(addr)
@@ -93,7 +156,7 @@ pub fn start(
     cfg: &MqttConfig,
     listeners: &Listeners,
     filters: &[String],
-) -> Result<(LinkTx, LinkRx), BrokerError> {
+) -> Result<(LinkTx, LinkRx, AlertsLink), BrokerError> {
     let users = Users::new(&cfg.users).map_err(BrokerError::Config)?;
     check_free(listeners.v4)?;
     if let Some(v5) = listeners.v5 {
@@ -118,24 +181,25 @@ pub fn start(
     }
     let config = Config {
         id: 0,
-        router: RouterConfig {
-            max_connections: cfg.max_connections,
-            // Also caps how many retained messages one subscribe receives.
-            max_outgoing_packet_count: 1000,
-            // Memory per topic filter is size × count: small, for an edge box.
-            max_segment_size: cfg.segment_bytes,
-            max_segment_count: cfg.segment_count,
-            custom_segment: None,
-            initialized_filters: None,
-            shared_subscriptions_strategy: Default::default(),
-        },
+        router: router_config(cfg),
         v4: Some(v4),
         v5: listeners.v5.map(|addr| {
             HashMap::from([("v5".to_string(), server("mqtt-v5", addr, cfg, &users, None))])
         }),
+        metrics: Some(super::alerts::alert_settings()),
         ..Config::default()
     };
+    tracing::info!(
+        own_topics_bytes = guaranteed_backlog_bytes(cfg.own_segment_bytes, cfg.own_segment_count),
+        other_topics_bytes = guaranteed_backlog_bytes(cfg.segment_bytes, cfg.segment_count),
+        "MQTT backlog: a subscriber may fall this far behind per filter before it loses messages"
+    );
     let mut broker = Broker::new(config);
+    // Taken before start(): the alerts link reports every cursor jump (a reader that fell too far
+    // behind and lost messages); start() then pushes them once a second.
+    let alerts = broker
+        .alerts()
+        .map_err(|e| BrokerError::Link(e.to_string()))?;
     let (mut link_tx, mut link_rx) = broker
         .link("lps-bridge")
         .map_err(|e| BrokerError::Link(e.to_string()))?;
@@ -150,7 +214,7 @@ pub fn start(
         })
         .map_err(BrokerError::Thread)?;
     wait_listening(listeners.v4)?;
-    Ok((link_tx, link_rx))
+    Ok((link_tx, link_rx, alerts))
 }
 
 /// The broker binds on its own thread: wait until it listens, so that "started" means "clients

@@ -1,6 +1,7 @@
 //! MQTT: the embedded broker and the gateway's link into it, command ingress, and the publisher
 //! that telemetry and replies go through (to every connected broker).
 
+pub mod alerts;
 pub mod auth;
 mod broker;
 pub mod external;
@@ -114,6 +115,12 @@ impl Publisher {
     }
 }
 
+/// Where the embedded broker's losses are reported: `/metrics` and `B/events`.
+pub struct LossReport {
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    pub store: crate::store::StoreHandle,
+}
+
 /// Starts the embedded broker when `mqtt.listen` is set: subscribes `filters` and feeds what
 /// arrives on them into `incoming`. Returns whether it started.
 pub fn start_embedded(
@@ -121,6 +128,7 @@ pub fn start_embedded(
     publisher: &Publisher,
     filters: Vec<String>,
     incoming: mpsc::Sender<Incoming>,
+    losses: LossReport,
 ) -> Result<bool, BrokerError> {
     let Some(listen) = settings.mqtt_listen else {
         tracing::info!("mqtt.listen is empty: the embedded broker is off");
@@ -132,7 +140,8 @@ pub fn start_embedded(
         v5: settings.mqtt_listen_v5,
         tls: settings.mqtt_tls.clone(),
     };
-    let (link_tx, link_rx) = broker::start(cfg, &listeners, &filters)?;
+    let (link_tx, link_rx, alerts) = broker::start(cfg, &listeners, &filters)?;
+    tokio::spawn(alerts::run(alerts, losses.metrics, losses.store));
     link::spawn_writer(link_tx, publisher.add_sink()).map_err(BrokerError::Thread)?;
     tokio::spawn(link::run_reader(link_rx, incoming));
     tracing::info!(%listen, v5 = ?settings.mqtt_listen_v5, tls = ?listeners.tls.as_ref().map(|t| t.0), users = cfg.users.len(), "embedded MQTT broker listening");

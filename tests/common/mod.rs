@@ -2,6 +2,7 @@
 //! raw EVE requests. Every wait has a deadline; nothing sleeps blindly.
 #![allow(dead_code)]
 
+pub mod load;
 pub mod mqtt;
 pub mod plant;
 pub mod reports;
