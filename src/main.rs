@@ -86,12 +86,16 @@ fn load_with(
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .init();
+    lps_bridge::logging::init();
+}
+
+/// A gateway serves many sockets: take the hard limit on open files (systemd's default soft
+/// limit is 1024), so that idle connections do not starve EVE's API.
+fn raise_fd_limit() {
+    match lps_bridge::descriptors::raise_limit() {
+        Some((soft, hard)) => tracing::info!(soft, hard, "open file limit"),
+        None => tracing::warn!("cannot read the open file limit"),
+    }
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -106,6 +110,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run { config, data_dir } => {
             init_logging();
+            raise_fd_limit();
             let settings = match load_with(config.as_deref(), data_dir) {
                 Ok(s) => s,
                 Err(e) => {
@@ -130,6 +135,7 @@ fn main() -> ExitCode {
             speed,
         } => {
             init_logging();
+            raise_fd_limit();
             let base = match config.as_deref().map(|p| Config::load(Some(p))).transpose() {
                 Ok(base) => base,
                 Err(e) => {

@@ -66,6 +66,10 @@ pub struct MqttConfig {
     pub base_topic: String,
     pub max_payload_bytes: usize,
     pub max_connections: usize,
+    /// How long a new connection may take to send CONNECT before it is closed (it holds a file
+    /// descriptor meanwhile). At most 60 s.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
     /// Commitlog memory per topic filter is segment_bytes × segment_count.
     pub segment_bytes: usize,
     pub segment_count: usize,
@@ -130,6 +134,7 @@ impl Default for MqttConfig {
             base_topic: "lps/edge".into(),
             max_payload_bytes: 256 * 1024,
             max_connections: 200,
+            connect_timeout: Duration::from_secs(10),
             segment_bytes: 1024 * 1024,
             segment_count: 2,
             external: None,
