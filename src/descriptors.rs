@@ -23,7 +23,7 @@ pub fn raise_limit() -> Option<(u64, u64)> {
             }
         }
     }
-    Some((lim.rlim_cur as u64, lim.rlim_max as u64))
+    Some((lim.rlim_cur, lim.rlim_max))
 }
 
 /// The current soft limit on open files.
@@ -33,7 +33,7 @@ pub fn soft_limit() -> Option<u64> {
         rlim_max: 0,
     };
     // SAFETY: getrlimit only writes the struct we pass.
-    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0).then_some(lim.rlim_cur as u64)
+    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0).then_some(lim.rlim_cur)
 }
 
 /// The descriptors open in the calling thread's table.

@@ -85,7 +85,7 @@ impl<W: Write> Write for Line<W> {
                 cut -= 1;
             }
             inner.write_all(&buf[..cut])?;
-            write!(inner, " … [line cut, {} bytes]\n", buf.len())?;
+            writeln!(inner, " … [line cut, {} bytes]", buf.len())?;
         }
         Ok(buf.len())
     }

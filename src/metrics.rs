@@ -175,7 +175,12 @@ pub fn render_broker(out: &mut String, facts: &BrokerFacts) {
     if facts.sockets.is_empty() {
         return;
     }
-    let series: [(&str, &str, fn(&crate::mqtt::SocketAudit) -> u64); 3] = [
+    type Series = (
+        &'static str,
+        &'static str,
+        fn(&crate::mqtt::SocketAudit) -> u64,
+    );
+    let series: [Series; 3] = [
         (
             "lps_bridge_mqtt_listener_fds",
             "Descriptors open in the process, as seen by the listener.",

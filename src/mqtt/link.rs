@@ -170,13 +170,15 @@ fn relink(link: &Running) -> Option<(String, LinkTx, LinkRx)> {
     }
 }
 
-fn send(tx: &mut LinkTx, out: Outgoing) -> Result<(), rumqttd::local::LinkError> {
+fn send(tx: &mut LinkTx, out: Outgoing) -> Result<(), String> {
     let properties = out.correlation.map(|c| PublishProperties {
         correlation_data: Some(c),
         ..PublishProperties::default()
     });
     let publish = Publish::new(out.topic.into_bytes(), out.payload.to_vec(), out.retain);
-    futures::executor::block_on(tx.send(Packet::Publish(publish, properties))).map(drop)
+    futures::executor::block_on(tx.send(Packet::Publish(publish, properties)))
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 /// Forwards every publish the link receives; on losing the link, says so on `lost`.
