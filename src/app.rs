@@ -26,6 +26,8 @@ pub struct Running {
     pub operator_addr: Option<SocketAddr>,
     pub mqtt_addr: Option<SocketAddr>,
     pub store: StoreHandle,
+    /// What the gateway publishes through, and its embedded broker link's health.
+    pub publisher: mqtt::Publisher,
     shutdown: CancellationToken,
     store_stop: CancellationToken,
     servers: TaskTracker,
@@ -231,6 +233,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         operator_addr,
         mqtt_addr: settings.mqtt_listen,
         store,
+        publisher,
         shutdown,
         store_stop,
         servers,

@@ -87,20 +87,16 @@ fn load_with(
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn"));
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    use tracing_subscriber::Layer;
-    // The broker-loss layer sees rumqttd's cursor jumps whatever RUST_LOG filters out.
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_target(false)
-                .with_filter(filter),
-        )
-        .with(lps_bridge::mqtt::alerts::layer())
-        .init();
+    lps_bridge::logging::init();
+}
+
+/// A gateway serves many sockets: take the hard limit on open files (systemd's default soft
+/// limit is 1024), so that idle connections do not starve EVE's API.
+fn raise_fd_limit() {
+    match lps_bridge::descriptors::raise_limit() {
+        Some((soft, hard)) => tracing::info!(soft, hard, "open file limit"),
+        None => tracing::warn!("cannot read the open file limit"),
+    }
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -115,6 +111,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run { config, data_dir } => {
             init_logging();
+            raise_fd_limit();
             let settings = match load_with(config.as_deref(), data_dir) {
                 Ok(s) => s,
                 Err(e) => {
@@ -139,6 +136,7 @@ fn main() -> ExitCode {
             speed,
         } => {
             init_logging();
+            raise_fd_limit();
             let mut config = match lps_bridge::demo::load(config.as_deref(), data_dir) {
                 Ok(config) => config,
                 Err(e) => {

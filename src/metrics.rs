@@ -147,6 +147,91 @@ impl Metrics {
     }
 }
 
+/// The embedded broker's link and listeners, and the publisher's queues, as read at a scrape.
+#[derive(Debug, Default)]
+pub struct BrokerFacts {
+    /// `None` without an embedded broker.
+    pub link_up: Option<bool>,
+    pub link_reconnects: u64,
+    pub publish_dropped: u64,
+    pub sockets: Vec<crate::mqtt::SocketAudit>,
+    pub fd_soft_limit: Option<u64>,
+}
+
+/// Renders `facts` in Prometheus' text format (appended after `Metrics::render`).
+pub fn render_broker(out: &mut String, facts: &BrokerFacts) {
+    let mut gauge = |name: &str, kind: &str, help: &str, value: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        let _ = writeln!(out, "{name} {value}");
+    };
+    if let Some(up) = facts.link_up {
+        gauge(
+            "lps_bridge_mqtt_link_up",
+            "gauge",
+            "1 while the gateway's own link into the embedded broker is subscribed.",
+            u64::from(up),
+        );
+        gauge(
+            "lps_bridge_mqtt_link_reconnects_total",
+            "counter",
+            "Times the gateway's link was lost (e.g. a client used its id) and built again.",
+            facts.link_reconnects,
+        );
+    }
+    gauge(
+        "lps_bridge_mqtt_publish_dropped_total",
+        "counter",
+        "Messages dropped because a broker connection's queue (16384) was full.",
+        facts.publish_dropped,
+    );
+    if let Some(limit) = facts.fd_soft_limit {
+        gauge(
+            "lps_bridge_open_files_limit",
+            "gauge",
+            "Soft limit on open files.",
+            limit,
+        );
+    }
+    if facts.sockets.is_empty() {
+        return;
+    }
+    type Series = (
+        &'static str,
+        &'static str,
+        fn(&crate::mqtt::SocketAudit) -> u64,
+    );
+    let series: [Series; 3] = [
+        (
+            "lps_bridge_mqtt_listener_fds",
+            "Descriptors open in the process, as seen by the listener.",
+            |a| a.fds,
+        ),
+        (
+            "lps_bridge_mqtt_listener_sockets",
+            "Client sockets the listener accepted and holds.",
+            |a| a.clients,
+        ),
+        (
+            "lps_bridge_mqtt_listener_sockets_without_nodelay",
+            "Accepted client sockets without TCP_NODELAY (replies would wait for delayed ACKs).",
+            |a| a.clients_without_nodelay,
+        ),
+    ];
+    for (name, help, value) in series {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for audit in &facts.sockets {
+            let _ = writeln!(
+                out,
+                "{name}{{listener=\"{}\"}} {}",
+                audit.listener,
+                value(audit)
+            );
+        }
+    }
+}
+
 /// Established TCP connections whose local port is one of `ports`, from the kernel's socket table
 /// (the embedded broker does not report its clients). `None` where /proc is not available.
 pub fn established_connections(ports: &[u16]) -> Option<u64> {

@@ -11,7 +11,13 @@ use std::time::Duration;
 
 /// Connects and returns the CONNACK code, or None if the broker closed the connection instead.
 async fn connect(port: u16, credentials: Option<(&str, &str)>) -> Option<ConnectReturnCode> {
-    let mut opts = MqttOptions::new(format!("sec-{}", uuid::Uuid::new_v4()), "127.0.0.1", port);
+    // A user may use its own name, or its name with a `-<suffix>`, as client id.
+    let owner = credentials.map_or("sec", |(user, _)| user);
+    let mut opts = MqttOptions::new(
+        format!("{owner}-{}", uuid::Uuid::new_v4()),
+        "127.0.0.1",
+        port,
+    );
     opts.set_keep_alive(Duration::from_secs(30));
     if let Some((u, p)) = credentials {
         opts.set_credentials(u, p);

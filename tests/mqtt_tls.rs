@@ -37,6 +37,7 @@ async fn a_gateway_talks_to_the_embedded_broker_over_tls_with_a_password() {
 
     let mut ext = external_config(format!("mqtts://localhost:{tls_port}"));
     ext.ca_file = Some(pki.ca_file());
+    ext.client_id = "node-b".into();
     ext.username = Some("node-b".into());
     ext.password = Some("b-secret".into());
     let node_b = TestGateway::start_with(move |c| {
@@ -95,6 +96,7 @@ async fn tls_clients_need_the_ca_and_a_password() {
 
     let mut wrong_password = external_config(format!("mqtts://localhost:{tls_port}"));
     wrong_password.ca_file = Some(pki.ca_file());
+    wrong_password.client_id = "node-b".into();
     wrong_password.username = Some("node-b".into());
     wrong_password.password = Some("nope".into());
     let status = fails_to_connect(&wrong_password).await;

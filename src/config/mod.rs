@@ -66,6 +66,10 @@ pub struct MqttConfig {
     pub base_topic: String,
     pub max_payload_bytes: usize,
     pub max_connections: usize,
+    /// How long a new connection may take to send CONNECT before it is closed (it holds a file
+    /// descriptor meanwhile). At most 60 s.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
     /// The broker's log per subscription filter, for filters outside `base_topic`: a
     /// subscriber may fall behind by (segment_count - 1) × segment_bytes before it loses
     /// messages; memory per busy filter is up to segment_bytes × segment_count (see the README).
@@ -135,6 +139,7 @@ impl Default for MqttConfig {
             base_topic: "lps/edge".into(),
             max_payload_bytes: 256 * 1024,
             max_connections: 200,
+            connect_timeout: Duration::from_secs(10),
             segment_bytes: 4 * 1024 * 1024,
             segment_count: 4,
             own_segment_bytes: 4 * 1024 * 1024,

@@ -121,6 +121,14 @@ pub(super) fn validate(config: Config) -> Result<Settings, ConfigError> {
             ));
         }
     }
+    if config.mqtt.connect_timeout < std::time::Duration::from_millis(100)
+        || config.mqtt.connect_timeout > std::time::Duration::from_secs(60)
+    {
+        return Err(invalid(
+            "mqtt.connect_timeout",
+            "must be between 100ms and 60s, e.g. \"10s\"",
+        ));
+    }
     if config.mqtt.max_connections == 0 {
         return Err(invalid("mqtt.max_connections", "must be at least 1"));
     }

@@ -2,21 +2,20 @@
 //! `/metrics`, logged with the client id and announced as `mqtt_messages_lost` on `B/events`.
 //!
 //! rumqttd drops messages in one place only: a subscriber that fell further behind than its
-//! filter's log holds has its cursor jumped forward (see `broker.rs`). It reports that on its
-//! alerts link as `CursorJump { filter, lost }`, but `lost` is always 0 in 0.20, so the number
-//! comes from the warning it logs at the same moment ("Read cursor start jumped from (segment,
-//! offset) to (segment, offset)"), inside a span that carries the client id: [`layer`] reads that
-//! into a process-wide ledger, and each alert takes its client and filter's share. Without the
-//! layer installed jumps are still counted and announced, with `lost` unknown (null).
+//! filter's log holds has its cursor jumped forward (see `broker.rs`). Its `CursorJump` alert
+//! says `lost: 0` in 0.20, and alerts are only pushed by a timer that `Broker::start` runs, which
+//! we do not use (our listeners run on threads of ours, for TCP_NODELAY). The warning it logs at
+//! the same moment ("Read cursor start jumped from (segment, offset) to (segment, offset) on
+//! <filter>"), inside a span that carries the client id, has everything: [`layer`] reads it into
+//! a process-wide ledger, and [`run`] takes the ledger once a second to count, log and announce.
+//! The layer must be installed (the binary does, in `logging::init`; tests install it too).
 
 use crate::metrics::Metrics;
 use crate::state::Event;
 use crate::store::StoreHandle;
-use rumqttd::alerts::AlertsLink;
 use serde_json::json;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
@@ -24,26 +23,14 @@ use tracing::{Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Filter, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-/// The client id of the gateway's own link: a jump there loses accepted commands.
-const OWN_LINK: &str = "lps-bridge";
+/// The client id prefix of the gateway's own links: a jump there loses accepted commands.
+const OWN_LINK: &str = super::auth::LINK_ID_PREFIX;
 /// rumqttd logs the jump from this module, inside this span.
 const ROUTING: &str = "rumqttd::router::routing";
 const SPAN: &str = "outgoing_publish";
-/// At most this many (client, filter) pairs are logged and announced per alert batch (one batch
-/// a second); the rest are summed in one line, so no flood of jumps can flood the log.
+/// At most this many (client, filter) pairs are logged and announced per second; the rest are
+/// summed in one line, so no flood of jumps can flood the log.
 const REPORT_PER_BATCH: usize = 10;
-
-/// rumqttd pushes collected alerts at this interval (whole seconds only).
-pub fn alert_settings() -> HashMap<rumqttd::MetricType, rumqttd::MetricSettings> {
-    // MetricSettings' field is private: it can only be built the way a config file builds it.
-    // rumqttd's timer unwraps both intervals whichever is configured, so meters get one too
-    // (nobody takes the meters link: pushing them is a no-op).
-    serde_json::from_value(json!({
-        "alerts": { "push_interval": 1 },
-        "meters": { "push_interval": 3600 },
-    }))
-    .expect("a valid rumqttd metrics setting")
-}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -54,26 +41,25 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 type Key = (String, String);
 
-/// Messages lost per (client, filter) that no alert has claimed yet. Process-wide because a
-/// tracing layer is; the key includes the client id, so two gateways in one process (tests)
-/// do not take each other's counts unless their clients share ids.
-static LEDGER: Mutex<BTreeMap<Key, u64>> = Mutex::new(BTreeMap::new());
-static LAYER_INSTALLED: AtomicBool = AtomicBool::new(false);
+/// Jumps and messages lost per (client, filter) not yet counted. Process-wide because a tracing
+/// layer is; the key includes the client id, so two gateways in one process (tests) do not take
+/// each other's counts unless their clients share ids.
+/// Keyed by the router thread's name too (`router-<id>`, the id unique per broker in the process,
+/// see `broker::start`): rumqttd logs the jump on its router's thread, so each gateway takes only
+/// its own broker's losses.
+static LEDGER: Mutex<BTreeMap<(String, Key), Loss>> = Mutex::new(BTreeMap::new());
 
-fn take_lost(client: &str, filter: &str) -> Option<u64> {
-    if !LAYER_INSTALLED.load(Ordering::Relaxed) {
-        return None;
-    }
-    Some(
-        lock(&LEDGER)
-            .remove(&(client.to_string(), filter.to_string()))
-            .unwrap_or(0),
-    )
-}
-
-/// Everything still unclaimed (when rumqttd's alert log overflowed and some alerts were lost).
-fn take_all_lost() -> BTreeMap<Key, u64> {
-    std::mem::take(&mut *lock(&LEDGER))
+/// Takes what the router thread named `router` has lost since the last call.
+fn take_router(router: &str) -> BTreeMap<Key, Loss> {
+    let mut ledger = lock(&LEDGER);
+    let keys: Vec<(String, Key)> = ledger
+        .keys()
+        .filter(|(r, _)| r == router)
+        .cloned()
+        .collect();
+    keys.into_iter()
+        .filter_map(|k| ledger.remove(&k).map(|loss| (k.1, loss)))
+        .collect()
 }
 
 /// The tracing layer that reads how many messages each cursor jump skipped. Install it beside
@@ -83,7 +69,6 @@ pub fn layer<S>() -> impl Layer<S> + Send + Sync + 'static
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    LAYER_INSTALLED.store(true, Ordering::Relaxed);
     CursorJumps.with_filter(RoutingOnly)
 }
 
@@ -180,9 +165,13 @@ where
         else {
             return;
         };
-        *lock(&LEDGER)
-            .entry((client, filter.to_string()))
-            .or_default() += to.saturating_sub(from);
+        let router = std::thread::current().name().unwrap_or("").to_string();
+        let mut ledger = lock(&LEDGER);
+        let entry = ledger
+            .entry((router, (client, filter.to_string())))
+            .or_default();
+        entry.jumps += 1;
+        entry.lost += to.saturating_sub(from);
     }
 }
 
@@ -201,8 +190,6 @@ pub struct Loss {
 #[derive(Debug, Default)]
 pub struct Losses {
     by: Mutex<BTreeMap<Key, Loss>>,
-    /// Jumps whose alert rumqttd itself dropped (it keeps at most 99 per push interval).
-    unattributed_jumps: Mutex<u64>,
 }
 
 impl Losses {
@@ -245,80 +232,40 @@ impl Losses {
                 loss.jumps
             );
         }
-        let total: u64 =
-            by.values().map(|l| l.jumps).sum::<u64>() + *lock(&self.unattributed_jumps);
-        let _ = writeln!(out, "# HELP lps_bridge_mqtt_cursor_jumps_all_total Cursor jumps of every client, including those whose alert the broker dropped.");
+        let total: u64 = by.values().map(|l| l.jumps).sum();
+        let _ = writeln!(out, "# HELP lps_bridge_mqtt_cursor_jumps_all_total Cursor jumps of every client and filter together.");
         let _ = writeln!(out, "# TYPE lps_bridge_mqtt_cursor_jumps_all_total counter");
         let _ = writeln!(out, "lps_bridge_mqtt_cursor_jumps_all_total {total}");
     }
 }
 
 // ---------------------------------------------------------------------------------------------
-// The alerts task
+// The reporting task
 
-/// One batch of alerts: jumps per (client, filter) and how many alerts rumqttd dropped.
-#[derive(Debug, Default, PartialEq)]
-struct Batch {
-    jumps: BTreeMap<Key, u64>,
-    dropped: u64,
-}
-
-fn batch(alerts: &[rumqttd::Alert]) -> Batch {
-    let mut b = Batch {
-        // The alert log restarts its sequence at 0 after each push and drops the oldest beyond
-        // 99, so the first sequence of a batch is how many it dropped.
-        dropped: alerts.first().map(|a| a.sequence as u64).unwrap_or(0),
-        ..Batch::default()
-    };
-    for alert in alerts {
-        // rumqttd does not export the alert's kind type; its serialized form is stable enough.
-        let kind = serde_json::to_value(&alert.kind).unwrap_or_default();
-        if let Some(filter) = kind["CursorJump"]["filter"].as_str() {
-            *b.jumps
-                .entry((alert.client_id.clone(), filter.to_string()))
-                .or_default() += 1;
+/// Once a second until shutdown: counts, logs and announces every jump the layer saw on the
+/// router thread named `router`.
+pub async fn run(router: String, metrics: Arc<Metrics>, store: StoreHandle) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while store.is_alive() {
+        tick.tick().await;
+        let taken = take_router(&router);
+        if taken.is_empty() {
+            continue;
         }
-    }
-    b
-}
-
-/// Reads the broker's alerts until the broker stops: counts, logs and announces every jump.
-pub async fn run(alerts: AlertsLink, metrics: Arc<Metrics>, store: StoreHandle) {
-    while let Ok(list) = alerts.next().await {
-        let b = batch(&list);
-        let mut reports = Vec::new();
-        for (key, jumps) in &b.jumps {
-            let lost = take_lost(&key.0, &key.1);
-            metrics.mqtt_losses.add(
-                key,
-                Loss {
-                    jumps: *jumps,
-                    lost: lost.unwrap_or(0),
-                },
-            );
-            reports.push((key.clone(), *jumps, lost));
-        }
-        if b.dropped > 0 {
-            *lock(&metrics.mqtt_losses.unattributed_jumps) += b.dropped;
-            // Their lost messages are in the ledger with nobody left to claim them.
-            for (key, lost) in take_all_lost() {
-                metrics.mqtt_losses.add(&key, Loss { jumps: 0, lost });
-                reports.push((key, 0, Some(lost)));
-            }
-            tracing::warn!(
-                dropped = b.dropped,
-                "the MQTT broker dropped some of its own loss alerts (more than 99 in a second)"
-            );
+        let mut reports = Vec::with_capacity(taken.len());
+        for (key, loss) in taken {
+            metrics.mqtt_losses.add(&key, loss);
+            reports.push((key, loss.jumps, Some(loss.lost)));
         }
         report(&reports, &store);
     }
-    tracing::debug!("MQTT broker alerts stopped");
 }
 
 fn report(reports: &[(Key, u64, Option<u64>)], store: &StoreHandle) {
     for ((client, filter), jumps, lost) in reports.iter().take(REPORT_PER_BATCH) {
         let lost_text = lost.map_or("an unknown number of".to_string(), |n| n.to_string());
-        if client == OWN_LINK {
+        if client.starts_with(OWN_LINK) {
             tracing::error!(client, filter, jumps, lost = ?lost, "the gateway's own MQTT link fell behind: {lost_text} accepted messages were dropped by the broker before the gateway read them (raise mqtt.own_segment_bytes)");
         } else {
             tracing::warn!(client, filter, jumps, lost = ?lost, "MQTT subscriber fell behind its backlog: the broker skipped {lost_text} messages (raise mqtt.segment_bytes / mqtt.own_segment_bytes, or make the subscriber faster)");

@@ -1,5 +1,10 @@
 //! Users of the embedded broker: plain passwords compared in constant time, or argon2 hashes.
 //! Once one user is configured, a CONNECT without valid credentials is refused.
+//!
+//! Client ids: the gateway's own link ids are reserved, and each user owns the ids equal to its
+//! name or starting with `<name>-` (the longest matching user name owns an id), so that one user
+//! cannot take over another's session (a broker drops the older connection of a duplicate id).
+//! rumqttd refuses ids containing `/`, `+`, `#` or `$` by itself, hence `-` as the separator.
 
 use crate::config::MqttUser;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -44,6 +49,12 @@ impl Users {
                     ))
                 }
             };
+            if is_reserved(&user.name) {
+                return Err(format!(
+                    "mqtt.users: the name '{}' is reserved for the gateway's own broker link; choose another",
+                    user.name
+                ));
+            }
             if users.insert(user.name.clone(), secret).is_some() {
                 return Err(format!("mqtt.users: user '{}' is listed twice", user.name));
             }
@@ -68,6 +79,54 @@ impl Users {
                 })
                 .unwrap_or(false),
             None => false,
+        }
+    }
+}
+
+/// What the gateway's own links to the embedded broker are called: this prefix plus a random
+/// part chosen per link, so no client can guess the id of a running link.
+pub const LINK_ID_PREFIX: &str = "lps-bridge-link-";
+
+/// Client ids no MQTT client may use: the gateway's links (and the fixed id older versions used).
+pub fn is_reserved(client_id: &str) -> bool {
+    client_id == "lps-bridge" || client_id.starts_with(LINK_ID_PREFIX)
+}
+
+impl Users {
+    /// Which user owns `client_id`: the longest user name `n` with `client_id == n` or
+    /// `client_id` starting with `n-`.
+    fn owner(&self, client_id: &str) -> Option<&str> {
+        self.users
+            .keys()
+            .filter(|name| {
+                client_id == name.as_str()
+                    || client_id
+                        .strip_prefix(name.as_str())
+                        .is_some_and(|rest| rest.starts_with('-'))
+            })
+            .max_by_key(|name| name.len())
+            .map(String::as_str)
+    }
+
+    /// Whether `user` may connect as `client_id`; the error says why not and what would do.
+    /// An empty id is fine: the broker then assigns a random one.
+    pub fn client_id_allowed(&self, user: &str, client_id: &str) -> Result<(), String> {
+        if is_reserved(client_id) {
+            return Err(format!(
+                "client id '{client_id}' is reserved for the gateway's own link"
+            ));
+        }
+        if client_id.is_empty() {
+            return Ok(());
+        }
+        match self.owner(client_id) {
+            Some(owner) if owner == user => Ok(()),
+            Some(owner) => Err(format!(
+                "client id '{client_id}' belongs to user '{owner}'; user '{user}' may use '{user}' or '{user}-<suffix>'"
+            )),
+            None => Err(format!(
+                "client id '{client_id}' is not bound to user '{user}'; use '{user}' or '{user}-<suffix>'"
+            )),
         }
     }
 }
@@ -110,7 +169,37 @@ mod tests {
     }
 
     #[test]
+    fn client_ids_are_bound_to_users() {
+        let users =
+            Users::new(&[user("plc", Some("a"), None), user("plc-2", Some("b"), None)]).unwrap();
+        assert!(users.client_id_allowed("plc", "plc").is_ok());
+        assert!(users.client_id_allowed("plc", "plc-line1").is_ok());
+        assert!(users.client_id_allowed("plc", "").is_ok());
+        // plc-2 is its own user: plc may not use its ids, and the reverse neither.
+        let err = users.client_id_allowed("plc", "plc-2").unwrap_err();
+        assert!(err.contains("belongs to user 'plc-2'"), "{err}");
+        assert!(users.client_id_allowed("plc", "plc-2-x").is_err());
+        assert!(users.client_id_allowed("plc-2", "plc-2-x").is_ok());
+        assert!(users.client_id_allowed("plc-2", "plc").is_err());
+        assert!(users.client_id_allowed("plc", "plcx").is_err());
+        assert!(users
+            .client_id_allowed("plc", "node-red")
+            .unwrap_err()
+            .contains("use 'plc' or 'plc-<suffix>'"));
+        for reserved in ["lps-bridge", "lps-bridge-link-abc"] {
+            assert!(users
+                .client_id_allowed("plc", reserved)
+                .unwrap_err()
+                .contains("reserved"));
+        }
+    }
+
+    #[test]
     fn bad_tables_are_explained() {
+        assert!(Users::new(&[user("lps-bridge", Some("x"), None)])
+            .err()
+            .unwrap()
+            .contains("reserved"));
         assert!(Users::new(&[user("a", None, None)])
             .err()
             .unwrap()

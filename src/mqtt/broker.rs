@@ -1,5 +1,6 @@
-//! The embedded rumqttd broker. `start()` blocks forever, so it gets its own OS thread; the
-//! gateway talks to it through an in-process link taken before the broker starts.
+//! The embedded rumqttd broker: its router, and each listener on a thread of ours (see
+//! `listener`); the gateway talks to it through an in-process link taken before any listener
+//! starts.
 //!
 //! # How far a subscriber may fall behind (read from rumqttd 0.20's source)
 //!
@@ -38,10 +39,11 @@
 
 use super::auth::Users;
 use crate::config::{MqttConfig, MqttTls};
-use rumqttd::alerts::AlertsLink;
-use rumqttd::local::{LinkRx, LinkTx};
+use rumqttd::local::{LinkBuilder, LinkRx, LinkTx};
+use rumqttd::protocol::{v4::V4, v5::V5};
 use rumqttd::{
-    Broker, Config, ConnectionSettings, RouterConfig, SegmentConfig, ServerSettings, TlsConfig,
+    Config, ConnectionSettings, Router, RouterConfig, SegmentConfig, Server, ServerSettings,
+    TlsConfig,
 };
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -74,7 +76,9 @@ fn server(
     tls: Option<TlsConfig>,
 ) -> ServerSettings {
     let mut connections = ConnectionSettings {
-        connection_timeout_ms: 60_000,
+        // Idle connections that never send CONNECT hold a descriptor until then (validated to
+        // fit rumqttd's u16 milliseconds).
+        connection_timeout_ms: cfg.connect_timeout.as_millis().min(u16::MAX as u128) as u16,
         max_payload_size: cfg.max_payload_bytes,
         max_inflight_count: 100,
         auth: None,
@@ -82,11 +86,25 @@ fn server(
         dynamic_filters: true,
     };
     if !users.is_empty() {
-        // With a handler set, rumqttd refuses any CONNECT that does not pass it.
+        // With a handler set, rumqttd refuses any CONNECT that does not pass it. It is called
+        // only for a CONNECT with credentials (remote.rs handle_auth), so an anonymous broker
+        // cannot refuse by client id: there the link's random id is what protects it.
         let users = users.clone();
-        connections.set_auth_handler(move |_client_id, name: String, password: String| {
+        connections.set_auth_handler(move |client_id: String, name: String, password: String| {
             let users = users.clone();
-            async move { users.check(&name, &password) }
+            async move {
+                if !users.check(&name, &password) {
+                    tracing::warn!(%client_id, user = %name, "MQTT CONNECT refused: wrong user name or password");
+                    return false;
+                }
+                match users.client_id_allowed(&name, &client_id) {
+                    Ok(()) => true,
+                    Err(why) => {
+                        tracing::warn!(%client_id, user = %name, "MQTT CONNECT refused: {why}");
+                        false
+                    }
+                }
+            }
         });
     }
     ServerSettings {
@@ -149,14 +167,26 @@ pub fn check_tls(tls: &MqttTls) -> Result<(), BrokerError> {
     Ok(())
 }
 
-/// Starts the broker and returns the gateway's link into it.
+static NEXT_ROUTER_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A started embedded broker.
+pub struct Started {
+    /// The name of the router's thread (`router-<id>`), where rumqttd logs what it drops.
+    pub router_thread: String,
+    /// The gateway's link, subscribed: (client id, tx, rx).
+    pub link: (String, LinkTx, LinkRx),
+    /// Builds another link into the same router (after the first was lost).
+    pub connect: super::link::Connect,
+    pub auditors: Vec<super::listener::Auditor>,
+}
+
 /// Starts the broker with the gateway's link already subscribed to `filters`, so that once a
 /// client can connect, no command it sends can be missed.
 pub fn start(
     cfg: &MqttConfig,
     listeners: &Listeners,
     filters: &[String],
-) -> Result<(LinkTx, LinkRx, AlertsLink), BrokerError> {
+) -> Result<Started, BrokerError> {
     let users = Users::new(&cfg.users).map_err(BrokerError::Config)?;
     check_free(listeners.v4)?;
     if let Some(v5) = listeners.v5 {
@@ -180,13 +210,14 @@ pub fn start(
         );
     }
     let config = Config {
-        id: 0,
+        // Unique per broker in the process: the router thread is named after it, and losses are
+        // attributed by that name (`alerts`).
+        id: NEXT_ROUTER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         router: router_config(cfg),
         v4: Some(v4),
         v5: listeners.v5.map(|addr| {
             HashMap::from([("v5".to_string(), server("mqtt-v5", addr, cfg, &users, None))])
         }),
-        metrics: Some(super::alerts::alert_settings()),
         ..Config::default()
     };
     tracing::info!(
@@ -194,68 +225,35 @@ pub fn start(
         other_topics_bytes = guaranteed_backlog_bytes(cfg.segment_bytes, cfg.segment_count),
         "MQTT backlog: a subscriber may fall this far behind per filter before it loses messages"
     );
-    let mut broker = Broker::new(config);
-    // Taken before start(): the alerts link reports every cursor jump (a reader that fell too far
-    // behind and lost messages); start() then pushes them once a second.
-    let alerts = broker
-        .alerts()
-        .map_err(|e| BrokerError::Link(e.to_string()))?;
-    let (mut link_tx, mut link_rx) = broker
-        .link("lps-bridge")
-        .map_err(|e| BrokerError::Link(e.to_string()))?;
-    // The router runs from Broker::new; the listeners only from start().
+    // What Broker::new and Broker::start do, with the listeners on threads of ours.
+    let router_thread = format!("router-{}", config.id);
+    let router_tx = Router::new(config.id, config.router.clone()).spawn();
+    let connect_tx = router_tx.clone();
+    let connect: super::link::Connect = Box::new(move |id: &str| {
+        LinkBuilder::new(id, connect_tx.clone())
+            .build()
+            .map(|(tx, rx, _ack)| (tx, rx))
+            .map_err(|e| format!("cannot link to the broker's router: {e}"))
+    });
+    let id = super::link::new_link_id();
+    let (mut link_tx, mut link_rx) = connect(&id).map_err(BrokerError::Link)?;
+    // The router runs already; the listeners start only once the link is subscribed.
     super::link::subscribe(&mut link_tx, &mut link_rx, filters).map_err(BrokerError::Link)?;
-    std::thread::Builder::new()
-        .name("mqtt-broker".into())
-        .spawn(move || {
-            if let Err(err) = broker.start() {
-                tracing::error!(%err, "embedded MQTT broker stopped");
-            }
-        })
-        .map_err(BrokerError::Thread)?;
-    wait_listening(listeners.v4)?;
-    Ok((link_tx, link_rx, alerts))
-}
-
-/// The broker binds on its own thread: wait until it listens, so that "started" means "clients
-/// can connect". Reads the kernel's socket table where there is one (a probe connection would
-/// make the broker log an aborted client); elsewhere tries to connect.
-fn wait_listening(addr: SocketAddr) -> Result<(), BrokerError> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let listening = match crate::metrics::count_sockets(&[addr.port()], crate::metrics::LISTEN)
-        {
-            Some(n) => n > 0,
-            None => std::net::TcpStream::connect_timeout(
-                &loopback(addr),
-                std::time::Duration::from_millis(200),
-            )
-            .is_ok(),
-        };
-        if listening {
-            return Ok(());
-        }
-        if std::time::Instant::now() > deadline {
-            return Err(BrokerError::Bind(
-                addr,
-                std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "the broker did not start listening within 10 s",
-                ),
-            ));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
+    let mut auditors = Vec::new();
+    for settings in config.v4.into_iter().flat_map(HashMap::into_values) {
+        let (name, port) = (settings.name.clone(), settings.listen.port());
+        let server = Server::new(settings, router_tx.clone(), V4);
+        auditors.push(super::listener::spawn(&name, port, server).map_err(BrokerError::Link)?);
     }
-}
-
-/// Where to reach a listener bound to `addr` from this machine.
-fn loopback(addr: SocketAddr) -> SocketAddr {
-    if !addr.ip().is_unspecified() {
-        return addr;
+    for settings in config.v5.into_iter().flat_map(HashMap::into_values) {
+        let (name, port) = (settings.name.clone(), settings.listen.port());
+        let server = Server::new(settings, router_tx.clone(), V5);
+        auditors.push(super::listener::spawn(&name, port, server).map_err(BrokerError::Link)?);
     }
-    let ip: std::net::IpAddr = match addr {
-        SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-        SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-    };
-    SocketAddr::new(ip, addr.port())
+    Ok(Started {
+        router_thread,
+        link: (id, link_tx, link_rx),
+        connect,
+        auditors,
+    })
 }

@@ -1,11 +1,14 @@
 //! The gateway's in-process link to the embedded broker. Writing into the router is a blocking
-//! channel send, so the writer lives on its own thread; reading is async.
+//! channel send, so the writer lives on its own thread; reading is async. Publishers never wait
+//! for it: they hand messages over a bounded channel (see `Publisher`).
 
 use super::Outgoing;
 use rumqttd::local::{LinkRx, LinkTx};
 use rumqttd::protocol::{Packet, Publish, PublishProperties};
 use rumqttd::Notification;
-use tokio::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, Notify};
 
 /// An incoming publish on a subscribed topic.
 #[derive(Debug, Clone)]
@@ -42,34 +45,144 @@ pub fn subscribe(tx: &mut LinkTx, rx: &mut LinkRx, filters: &[String]) -> Result
     Ok(())
 }
 
-/// Runs the writer thread: publishes everything it is given.
-pub fn spawn_writer(
-    mut tx: LinkTx,
-    mut outgoing: mpsc::UnboundedReceiver<Outgoing>,
+/// Builds a new link into the router under the given client id.
+pub type Connect = Box<dyn Fn(&str) -> Result<(LinkTx, LinkRx), String> + Send>;
+
+/// A fresh link id: unguessable, so no client can take the link over by reusing its id.
+pub fn new_link_id() -> String {
+    format!(
+        "{}{}",
+        super::auth::LINK_ID_PREFIX,
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// Whether the gateway's link is in the router, for `/readyz` and `/metrics`.
+#[derive(Debug, Default)]
+pub struct LinkHealth {
+    up: AtomicBool,
+    /// Times the link was lost and built again.
+    reconnects: AtomicU64,
+    id: Mutex<String>,
+}
+
+impl LinkHealth {
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
+    }
+    /// The link's current client id (tests use it to play an intruder).
+    pub fn id(&self) -> String {
+        self.id.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    fn set_up(&self, id: &str) {
+        *self.id.lock().unwrap_or_else(|p| p.into_inner()) = id.to_string();
+        self.up.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Runs the link: a writer thread that publishes everything it is given, and a reader task that
+/// forwards what the link receives. When the router drops the link (a client connected with its
+/// id, or the router restarted it), the writer builds a new link under a new id, subscribes it
+/// again (SUBACKs awaited), republishes the retained state, then goes on with what queued up
+/// meanwhile in the bounded `outgoing` channel.
+pub struct Running {
+    pub connect: Connect,
+    pub filters: Vec<String>,
+    pub health: Arc<LinkHealth>,
+    /// The retained state to restore after a relink.
+    pub retained: Box<dyn Fn() -> Vec<Outgoing> + Send>,
+}
+
+pub fn spawn(
+    link: Running,
+    first: (String, LinkTx, LinkRx),
+    mut outgoing: mpsc::Receiver<Outgoing>,
+    incoming: mpsc::Sender<Incoming>,
 ) -> std::io::Result<()> {
+    let handle = tokio::runtime::Handle::current();
+    let lost = Arc::new(Notify::new());
+    let (id, tx, rx) = first;
+    link.health.set_up(&id);
+    handle.spawn(run_reader(rx, incoming.clone(), lost.clone()));
     std::thread::Builder::new()
         .name("mqtt-link-writer".into())
         .spawn(move || {
-            while let Some(out) = outgoing.blocking_recv() {
-                let properties = out.correlation.map(|c| PublishProperties {
-                    correlation_data: Some(c),
-                    ..PublishProperties::default()
+            let mut tx = tx;
+            loop {
+                let next = handle.block_on(async {
+                    tokio::select! {
+                        biased;
+                        _ = lost.notified() => None,
+                        out = outgoing.recv() => Some(out),
+                    }
                 });
-                let publish =
-                    Publish::new(out.topic.into_bytes(), out.payload.to_vec(), out.retain);
-                if let Err(err) =
-                    futures::executor::block_on(tx.send(Packet::Publish(publish, properties)))
-                {
-                    tracing::error!(%err, "gateway link to the broker is gone");
-                    break;
+                match next {
+                    Some(None) => break,
+                    Some(Some(out)) => {
+                        if send(&mut tx, out).is_err() {
+                            // The router is gone or refuses this link: treat it as lost.
+                            lost.notify_one();
+                        }
+                    }
+                    None => {
+                        link.health.up.store(false, Ordering::Relaxed);
+                        let old = link.health.id();
+                        tracing::error!(link = %old, "the gateway's link to the embedded broker was dropped (by a client with its id?); building a new one");
+                        let Some((id, new_tx, rx)) = relink(&link) else {
+                            break;
+                        };
+                        tx = new_tx;
+                        handle.spawn(run_reader(rx, incoming.clone(), lost.clone()));
+                        link.health.reconnects.fetch_add(1, Ordering::Relaxed);
+                        link.health.set_up(&id);
+                        tracing::warn!(link = %id, "the gateway's link to the embedded broker is back, subscribed and retained state restored");
+                    }
                 }
             }
         })?;
     Ok(())
 }
 
-/// Forwards every publish the link receives, until the broker goes away.
-pub async fn run_reader(mut rx: LinkRx, incoming: mpsc::Sender<Incoming>) {
+/// Builds, subscribes and restores a new link, retrying with back-off (0.1 s to 5 s) until it
+/// works; None once the ingress is gone (shutdown).
+fn relink(link: &Running) -> Option<(String, LinkTx, LinkRx)> {
+    let mut wait = std::time::Duration::from_millis(100);
+    loop {
+        let id = new_link_id();
+        let attempt = (link.connect)(&id).and_then(|(mut tx, mut rx)| {
+            subscribe(&mut tx, &mut rx, &link.filters)?;
+            for out in (link.retained)() {
+                send(&mut tx, out).map_err(|e| format!("cannot restore retained state: {e}"))?;
+            }
+            Ok((tx, rx))
+        });
+        match attempt {
+            Ok((tx, rx)) => return Some((id, tx, rx)),
+            Err(err) => {
+                tracing::error!(%err, retry_in = ?wait, "cannot rebuild the gateway's link to the embedded broker");
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(std::time::Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+fn send(tx: &mut LinkTx, out: Outgoing) -> Result<(), String> {
+    let properties = out.correlation.map(|c| PublishProperties {
+        correlation_data: Some(c),
+        ..PublishProperties::default()
+    });
+    let publish = Publish::new(out.topic.into_bytes(), out.payload.to_vec(), out.retain);
+    futures::executor::block_on(tx.send(Packet::Publish(publish, properties)))
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// Forwards every publish the link receives; on losing the link, says so on `lost`.
+async fn run_reader(mut rx: LinkRx, incoming: mpsc::Sender<Incoming>, lost: Arc<Notify>) {
     loop {
         match rx.next().await {
             Ok(Some(Notification::Forward(forward))) => {
@@ -82,7 +195,8 @@ pub async fn run_reader(mut rx: LinkRx, incoming: mpsc::Sender<Incoming>) {
                     correlation: props.correlation_data,
                 };
                 if incoming.send(msg).await.is_err() {
-                    break;
+                    // The ingress stopped: shutting down, not a lost link.
+                    return;
                 }
             }
             // The router stops scheduling a link whose buffer filled; ask for more.
@@ -91,11 +205,13 @@ pub async fn run_reader(mut rx: LinkRx, incoming: mpsc::Sender<Incoming>) {
                     break;
                 }
             }
+            Ok(Some(Notification::Disconnect(..))) => break,
             Ok(Some(_)) | Ok(None) => {}
             Err(err) => {
-                tracing::error!(%err, "gateway link reader stopped");
+                tracing::debug!(%err, "gateway link reader stopped");
                 break;
             }
         }
     }
+    lost.notify_one();
 }

@@ -7,11 +7,13 @@ mod broker;
 pub mod external;
 mod ingress;
 mod link;
+mod listener;
 pub mod topics;
 
 pub use broker::{check_tls, BrokerError, Listeners};
 pub use ingress::{reply_payload, run as run_ingress};
-pub use link::Incoming;
+pub use link::{Incoming, LinkHealth};
+pub use listener::SocketAudit;
 
 use crate::config::Settings;
 use bytes::Bytes;
@@ -54,15 +56,30 @@ impl Outgoing {
     }
 }
 
+/// How many messages may wait for one broker connection before new ones are dropped (and
+/// counted): the writer of the embedded broker's link only waits while the router is busy or
+/// the link is being rebuilt; an external broker's while it is unreachable.
+pub const SINK_CAPACITY: usize = 16_384;
+
 #[derive(Default)]
 struct Shared {
-    sinks: Mutex<Vec<mpsc::UnboundedSender<Outgoing>>>,
+    sinks: Mutex<Vec<mpsc::Sender<Outgoing>>>,
     /// Everything retained we published, so a broker that (re)connects can be given all of it.
     retained: Mutex<BTreeMap<String, Bytes>>,
     published: std::sync::atomic::AtomicU64,
+    /// Messages not handed to a broker connection because its queue was full.
+    dropped: std::sync::atomic::AtomicU64,
+    /// The embedded broker's link and listeners, once started.
+    embedded: std::sync::OnceLock<Embedded>,
 }
 
-/// Sends to every connected broker. Cheap to clone; never blocks.
+struct Embedded {
+    link: Arc<LinkHealth>,
+    auditors: Vec<listener::Auditor>,
+}
+
+/// Sends to every connected broker. Cheap to clone; never blocks: each broker connection has a
+/// bounded queue, and what does not fit is dropped and counted (`dropped`).
 #[derive(Clone, Default)]
 pub struct Publisher {
     shared: Arc<Shared>,
@@ -92,14 +109,55 @@ impl Publisher {
                 retained.insert(out.topic.clone(), out.payload.clone());
             }
         }
-        lock(&self.shared.sinks).retain(|sink| sink.send(out.clone()).is_ok());
+        let mut full = false;
+        lock(&self.shared.sinks).retain(|sink| match sink.try_send(out.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                full = true;
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        });
+        if full {
+            let n = self
+                .shared
+                .dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(topic = %out.topic, dropped_total = n + 1, "a broker connection's queue is full ({SINK_CAPACITY} messages): message dropped");
+        }
+    }
+
+    /// Messages dropped because a broker connection's queue was full (for metrics).
+    pub fn dropped(&self) -> u64 {
+        self.shared
+            .dropped
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A new broker connection: receives everything published from now on.
-    pub fn add_sink(&self) -> mpsc::UnboundedReceiver<Outgoing> {
-        let (tx, rx) = mpsc::unbounded_channel();
+    pub fn add_sink(&self) -> mpsc::Receiver<Outgoing> {
+        let (tx, rx) = mpsc::channel(SINK_CAPACITY);
         lock(&self.shared.sinks).push(tx);
         rx
+    }
+
+    /// The embedded broker's link, when that broker runs.
+    pub fn link(&self) -> Option<&LinkHealth> {
+        self.shared.embedded.get().map(|e| &*e.link)
+    }
+
+    /// What each embedded listener's descriptor table holds (empty without an embedded broker).
+    pub async fn socket_audits(&self) -> Vec<SocketAudit> {
+        let Some(embedded) = self.shared.embedded.get() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for auditor in &embedded.auditors {
+            if let Some(audit) = auditor.audit().await {
+                out.push(audit);
+            }
+        }
+        out
     }
 
     /// The full retained state as messages, for a broker that just (re)connected.
@@ -140,10 +198,30 @@ pub fn start_embedded(
         v5: settings.mqtt_listen_v5,
         tls: settings.mqtt_tls.clone(),
     };
-    let (link_tx, link_rx, alerts) = broker::start(cfg, &listeners, &filters)?;
-    tokio::spawn(alerts::run(alerts, losses.metrics, losses.store));
-    link::spawn_writer(link_tx, publisher.add_sink()).map_err(BrokerError::Thread)?;
-    tokio::spawn(link::run_reader(link_rx, incoming));
+    let started = broker::start(cfg, &listeners, &filters)?;
+    tokio::spawn(alerts::run(
+        started.router_thread.clone(),
+        losses.metrics,
+        losses.store,
+    ));
+    let health = Arc::new(LinkHealth::default());
+    let retained = publisher.clone();
+    link::spawn(
+        link::Running {
+            connect: started.connect,
+            filters,
+            health: health.clone(),
+            retained: Box::new(move || retained.retained()),
+        },
+        started.link,
+        publisher.add_sink(),
+        incoming,
+    )
+    .map_err(BrokerError::Thread)?;
+    let _ = publisher.shared.embedded.set(Embedded {
+        link: health,
+        auditors: started.auditors,
+    });
     tracing::info!(%listen, v5 = ?settings.mqtt_listen_v5, tls = ?listeners.tls.as_ref().map(|t| t.0), users = cfg.users.len(), "embedded MQTT broker listening");
     if cfg.users.is_empty() {
         tracing::warn!("the embedded broker accepts anonymous clients: anyone who reaches it can send commands (configure [[mqtt.users]])");

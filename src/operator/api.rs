@@ -143,9 +143,17 @@ pub async fn get_metrics(State(s): State<OperatorState>) -> Response {
         s.publisher.published(),
         std::sync::atomic::Ordering::Relaxed,
     );
-    let text = s
+    let mut text = s
         .metrics
         .render(&s.store.snapshot(), &s.store.write_stats, now_ms);
+    let facts = crate::metrics::BrokerFacts {
+        link_up: s.publisher.link().map(|l| l.is_up()),
+        link_reconnects: s.publisher.link().map_or(0, |l| l.reconnects()),
+        publish_dropped: s.publisher.dropped(),
+        sockets: s.publisher.socket_audits().await,
+        fd_soft_limit: crate::descriptors::soft_limit(),
+    };
+    crate::metrics::render_broker(&mut text, &facts);
     (
         [(
             header::CONTENT_TYPE,
@@ -159,7 +167,7 @@ pub async fn get_metrics(State(s): State<OperatorState>) -> Response {
 pub async fn get_readyz(State(s): State<OperatorState>) -> Response {
     let mut body = (*s.ready).clone();
     let status = s.store.status();
-    let ready = if !s.store.is_alive() {
+    let store_ok = if !s.store.is_alive() {
         body["store"] = json!("closed");
         false
     } else if let Some(reason) = status.reason() {
@@ -171,7 +179,15 @@ pub async fn get_readyz(State(s): State<OperatorState>) -> Response {
         body["store"] = json!("open");
         true
     };
-    let code = if ready {
+    // Without its link into the embedded broker the gateway neither hears commands nor answers.
+    let link_ok = match s.publisher.link() {
+        Some(link) => {
+            body["mqtt_link"] = json!(if link.is_up() { "up" } else { "down" });
+            link.is_up()
+        }
+        None => true,
+    };
+    let code = if store_ok && link_ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -343,7 +343,7 @@ enum Sent {
 impl Out {
     async fn run(
         mut self,
-        mut sink: mpsc::UnboundedReceiver<Outgoing>,
+        mut sink: mpsc::Receiver<Outgoing>,
         session: Arc<Notify>,
         shutdown: CancellationToken,
     ) {
@@ -502,7 +502,7 @@ impl Out {
 
     /// On shutdown: what is still queued (last replies), the retained offline state, DISCONNECT.
     /// A clean DISCONNECT discards the Will, hence the explicit offline publish.
-    fn goodbye(&mut self, sink: &mut mpsc::UnboundedReceiver<Outgoing>) {
+    fn goodbye(&mut self, sink: &mut mpsc::Receiver<Outgoing>) {
         if !self.connected() {
             return;
         }

@@ -1,0 +1,223 @@
+//! Logging that no input can turn into a disk filler: each log statement (call site) may write
+//! a burst of lines, then about one per second; what it drops meanwhile is counted and said in
+//! its next line. Every line is cut at 4 KiB. (A broker accept loop failing with "Too many open
+//! files" used to log 50–94 MB/s.)
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tracing::callsite::Identifier;
+use tracing::Metadata;
+use tracing_subscriber::fmt::MakeWriter;
+
+/// Lines one call site may write at once.
+pub const BURST: f64 = 20.0;
+/// Then one line per this much time.
+pub const REFILL: Duration = Duration::from_secs(1);
+/// Longest line written.
+pub const MAX_LINE: usize = 4096;
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+    suppressed: u64,
+}
+
+/// Wraps a writer maker (stdout in the binary) with the per-call-site limit.
+#[derive(Clone)]
+pub struct RateLimited<M> {
+    inner: M,
+    buckets: Arc<Mutex<HashMap<Identifier, Bucket>>>,
+}
+
+impl<M> RateLimited<M> {
+    pub fn new(inner: M) -> Self {
+        RateLimited {
+            inner,
+            buckets: Arc::default(),
+        }
+    }
+
+    /// Whether a line from `meta`'s call site may be written now, and how many were dropped
+    /// before it.
+    fn admit(&self, meta: &Metadata<'_>) -> Option<u64> {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let bucket = buckets.entry(meta.callsite()).or_insert(Bucket {
+            tokens: BURST,
+            at: now,
+            suppressed: 0,
+        });
+        let refill = now.duration_since(bucket.at).as_secs_f64() / REFILL.as_secs_f64();
+        bucket.tokens = (bucket.tokens + refill).min(BURST);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Some(std::mem::take(&mut bucket.suppressed))
+        } else {
+            bucket.suppressed += 1;
+            None
+        }
+    }
+}
+
+/// One event's writer: writes (after a note of what was dropped) or discards.
+pub struct Line<W> {
+    inner: Option<W>,
+    note: Option<String>,
+}
+
+impl<W: Write> Write for Line<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Ok(buf.len());
+        };
+        if let Some(note) = self.note.take() {
+            inner.write_all(note.as_bytes())?;
+        }
+        if buf.len() <= MAX_LINE {
+            inner.write_all(buf)?;
+        } else {
+            let mut cut = MAX_LINE;
+            // Do not split a UTF-8 character.
+            while cut > 0 && (buf[cut] & 0xC0) == 0x80 {
+                cut -= 1;
+            }
+            inner.write_all(&buf[..cut])?;
+            writeln!(inner, " … [line cut, {} bytes]", buf.len())?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self.inner.as_mut() {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for RateLimited<M> {
+    type Writer = Line<M::Writer>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        Line {
+            inner: Some(self.inner.make_writer()),
+            note: None,
+        }
+    }
+
+    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Self::Writer {
+        match self.admit(meta) {
+            None => Line {
+                inner: None,
+                note: None,
+            },
+            Some(dropped) => Line {
+                inner: Some(self.inner.make_writer_for(meta)),
+                note: (dropped > 0).then(|| {
+                    format!(
+                        "[log] {dropped} more lines like the next were dropped ({}:{})\n",
+                        meta.file().unwrap_or("?"),
+                        meta.line().unwrap_or(0)
+                    )
+                }),
+            },
+        }
+    }
+}
+
+/// The binary's logging: `RUST_LOG` or `info,rumqttd=warn`, rate-limited, to stdout.
+pub fn init() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn"));
+    // The broker-loss layer sees rumqttd's cursor jumps whatever RUST_LOG filters out.
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_target(false)
+                .with_writer(RateLimited::new(std::io::stdout))
+                .with_filter(filter),
+        )
+        .with(crate::mqtt::alerts::layer())
+        .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Sink {
+        type Writer = Sink;
+        fn make_writer(&'a self) -> Sink {
+            self.clone()
+        }
+    }
+
+    #[test]
+    fn a_flood_from_one_call_site_is_cut_and_counted() {
+        let sink = Sink::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(RateLimited::new(sink.clone()))
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            for i in 0..100_000 {
+                tracing::error!(i, "Unable to accept socket: Too many open files");
+            }
+            tracing::warn!("{}", "x".repeat(100_000));
+            tracing::info!("another call site is not affected");
+        });
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let floods = text.matches("Too many open files").count();
+        assert!((20..=25).contains(&floods), "a burst of 20, not {floods}");
+        assert!(text.contains("another call site is not affected"));
+        assert!(text.contains("[line cut, "));
+        assert!(text.len() < 20 * 200 + 2 * MAX_LINE, "{} bytes", text.len());
+    }
+
+    #[test]
+    fn dropped_lines_are_reported_with_the_next_one() {
+        let sink = Sink::default();
+        let limited = RateLimited::new(sink.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(limited.clone())
+            .with_ansi(false)
+            .finish();
+        let flood = || {
+            for _ in 0..50 {
+                tracing::error!("same place");
+            }
+        };
+        tracing::subscriber::with_default(subscriber, || {
+            flood();
+            // Refill the call site's bucket by hand instead of sleeping.
+            for bucket in limited.buckets.lock().unwrap().values_mut() {
+                bucket.tokens = BURST;
+            }
+            flood();
+        });
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            text.contains("[log] 30 more lines like the next were dropped"),
+            "{text}"
+        );
+    }
+}

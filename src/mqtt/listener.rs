@@ -1,0 +1,148 @@
+//! One listener of the embedded broker on a thread of our own (rumqttd's `Broker::start` would
+//! start it on a thread we cannot reach). That thread gives rumqttd 0.20 what it lacks:
+//! - TCP_NODELAY: rumqttd never sets it, so a reply written right after a PUBACK waited for the
+//!   client's delayed ACK (~40 ms). rumqttd binds its listener inside `Server::start`, so once it
+//!   listens we find that socket among this thread's descriptors and set the option on it; Linux
+//!   copies it to every socket the listener accepts. Sockets accepted before that are set too.
+//! - an audit of its sockets for `/metrics` (and the test that the option is on every one).
+
+use crate::descriptors;
+use rumqttd::protocol::Protocol;
+use rumqttd::{LinkType, Server};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// What one listener's descriptor table holds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SocketAudit {
+    pub listener: String,
+    /// Descriptors open in the process.
+    pub fds: u64,
+    /// Accepted sockets on the listener's port.
+    pub clients: u64,
+    pub clients_without_nodelay: u64,
+}
+
+/// Asks a listener thread for its audit.
+#[derive(Clone, Debug)]
+pub struct Auditor {
+    tx: mpsc::Sender<oneshot::Sender<SocketAudit>>,
+}
+
+impl Auditor {
+    pub async fn audit(&self) -> Option<SocketAudit> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.try_send(tx).ok()?;
+        tokio::time::timeout(Duration::from_secs(2), rx)
+            .await
+            .ok()?
+            .ok()
+    }
+}
+
+/// Starts `server` (which listens on `port`) on its own thread; returns once it listens with
+/// TCP_NODELAY set, or why it could not.
+pub fn spawn<P>(name: &str, port: u16, mut server: Server<P>) -> Result<Auditor, String>
+where
+    P: Protocol + Clone + Send + 'static,
+{
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let (audit_tx, mut audit_rx) = mpsc::channel::<oneshot::Sender<SocketAudit>>(8);
+    let label = name.to_string();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            // Not in a private descriptor table (unshare(CLONE_FILES)), tried: the router thread
+            // wakes this runtime through its eventfd by number, which must mean the same here.
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(format!("no runtime for {label}: {e}")));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let serve = server.start(LinkType::Remote);
+                tokio::pin!(serve);
+                let watch = async {
+                    let outcome = set_nodelay_on_listener(port).await;
+                    let failed = outcome.is_err();
+                    let _ = ready_tx.send(outcome);
+                    if failed {
+                        return;
+                    }
+                    while let Some(reply) = audit_rx.recv().await {
+                        let _ = reply.send(audit(&label, port));
+                    }
+                };
+                tokio::select! {
+                    result = &mut serve => {
+                        let why = match result {
+                            Ok(()) => "stopped".to_string(),
+                            Err(e) => e.to_string(),
+                        };
+                        tracing::error!(listener = %label, %why, "embedded MQTT listener stopped");
+                        let _ = ready_tx.send(Err(why));
+                    }
+                    _ = watch => {}
+                }
+            });
+        })
+        .map_err(|e| format!("cannot start thread {name}: {e}"))?;
+    match ready_rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(Ok(())) => Ok(Auditor { tx: audit_tx }),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err("the listener did not start within 10 s".into()),
+    }
+}
+
+/// Waits (up to 10 s) until rumqttd's listening socket on `port` exists in this thread's table,
+/// then sets TCP_NODELAY on it and on anything it already accepted. Runs on the listener's
+/// single-threaded runtime, so rumqttd's code cannot close descriptors meanwhile.
+async fn set_nodelay_on_listener(port: u16) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        // Lets `Server::start` bind; it binds in its first poll.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let Some(fds) = descriptors::own_fds() else {
+            return Err("cannot list descriptors in /proc/thread-self/fd".into());
+        };
+        let ours: Vec<(i32, descriptors::TcpSocket)> = fds
+            .into_iter()
+            .filter_map(|fd| Some((fd, descriptors::tcp_socket(fd)?)))
+            .filter(|(_, s)| s.local_port == port)
+            .collect();
+        if ours.iter().any(|(_, s)| s.listening) {
+            for (fd, socket) in ours {
+                if !socket.nodelay && !descriptors::set_nodelay(fd) {
+                    return Err(format!("cannot set TCP_NODELAY on port {port}"));
+                }
+            }
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!(
+                "the broker did not listen on port {port} within 10 s"
+            ));
+        }
+    }
+}
+
+fn audit(listener: &str, port: u16) -> SocketAudit {
+    let fds = descriptors::own_fds().unwrap_or_default();
+    let mut out = SocketAudit {
+        listener: listener.into(),
+        fds: fds.len() as u64,
+        ..SocketAudit::default()
+    };
+    for socket in fds.into_iter().filter_map(descriptors::tcp_socket) {
+        if socket.local_port == port && !socket.listening {
+            out.clients += 1;
+            out.clients_without_nodelay += u64::from(!socket.nodelay);
+        }
+    }
+    out
+}
