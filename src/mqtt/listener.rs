@@ -5,12 +5,53 @@
 //!   listens we find that socket among this thread's descriptors and set the option on it; Linux
 //!   copies it to every socket the listener accepts. Sockets accepted before that are set too.
 //! - an audit of its sockets for `/metrics` (and the test that the option is on every one).
+//! - a descriptor reserve: rumqttd accepts until the process runs out of descriptors (and then
+//!   spins on "Too many open files"), after which EVE's API cannot accept either. Its accept
+//!   loop is only polled while [`RESERVE`] descriptors stay free; meanwhile new connections
+//!   wait in the kernel's backlog and the ones it holds time out (`mqtt.connect_timeout`).
 
 use crate::descriptors;
 use rumqttd::protocol::Protocol;
 use rumqttd::{LinkType, Server};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+
+/// Descriptors kept free for everything but the broker's accept loop (EVE's API, the store).
+pub const RESERVE: u64 = 64;
+/// How often a paused accept loop looks again.
+const RESERVE_RECHECK: Duration = Duration::from_millis(50);
+
+/// Polls `inner` (rumqttd's accept loop) only while the process has `RESERVE` descriptors free
+/// below its soft limit. Each poll of that loop accepts at most one socket (it sleeps after
+/// each accept), so the reserve is kept within one descriptor per listener.
+struct Reserved<F> {
+    inner: Pin<Box<F>>,
+    limit: u64,
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<F: Future> Future for Reserved<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        loop {
+            if let Some(pause) = self.pause.as_mut() {
+                if pause.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                self.pause = None;
+            }
+            let open = descriptors::own_fds().map_or(0, |fds| fds.len() as u64);
+            if open + RESERVE < self.limit {
+                return self.inner.as_mut().poll(cx);
+            }
+            self.pause = Some(Box::pin(tokio::time::sleep(RESERVE_RECHECK)));
+        }
+    }
+}
 
 /// What one listener's descriptor table holds.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -65,7 +106,11 @@ where
                 }
             };
             runtime.block_on(async move {
-                let serve = server.start(LinkType::Remote);
+                let serve = Reserved {
+                    inner: Box::pin(server.start(LinkType::Remote)),
+                    limit: descriptors::soft_limit().unwrap_or(u64::MAX),
+                    pause: None,
+                };
                 tokio::pin!(serve);
                 let watch = async {
                     let outcome = set_nodelay_on_listener(port).await;
