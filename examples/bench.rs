@@ -1009,6 +1009,10 @@ fn main() -> anyhow::Result<()> {
             "release"
         }
     );
+    if std::env::args().skip(1).any(|a| a == "latency") {
+        broker::latency_table();
+        return Ok(());
+    }
     if std::env::args().skip(1).any(|a| a == "broker") {
         broker::print_all();
         println!();

@@ -107,13 +107,22 @@ pub fn tcp_socket(fd: i32) -> Option<TcpSocket> {
 
 /// Sets TCP_NODELAY on `fd`.
 pub fn set_nodelay(fd: i32) -> bool {
+    set_tcp_option(fd, libc::TCP_NODELAY)
+}
+
+/// Sends a pending delayed ACK on `fd` now (TCP_QUICKACK; the kernel may delay again later).
+pub fn ack_now(fd: i32) -> bool {
+    set_tcp_option(fd, libc::TCP_QUICKACK)
+}
+
+fn set_tcp_option(fd: i32, option: libc::c_int) -> bool {
     let one: libc::c_int = 1;
     // SAFETY: setsockopt reads `one` only; on a descriptor that is not a TCP socket it fails.
     unsafe {
         libc::setsockopt(
             fd,
             libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
+            option,
             (&one as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         ) == 0

@@ -170,7 +170,7 @@ async fn a_lost_link_comes_back_subscribed_with_its_retained_state() {
 }
 
 #[tokio::test]
-async fn every_accepted_broker_socket_has_tcp_nodelay() {
+async fn every_accepted_broker_socket_has_tcp_nodelay_and_is_acked_at_once() {
     let gw = TestGateway::start().await;
     let mut probes = Vec::new();
     for _ in 0..5 {
@@ -182,12 +182,15 @@ async fn every_accepted_broker_socket_has_tcp_nodelay() {
         async move {
             let audits = publisher.socket_audits().await;
             let v4 = audits.into_iter().find(|a| a.listener == "mqtt-v4")?;
-            (v4.clients >= 5).then_some(v4)
+            (v4.clients >= 5 && v4.quick_acks >= 5).then_some(v4)
         }
     })
     .await;
     // Without TCP_NODELAY a QoS 1 reply waits for the client's delayed ACK (~40 ms).
     assert_eq!(audit.clients_without_nodelay, 0, "{audit:?}");
+    // Without the ACK sweep a default (Nagle) client's next command waits for our delayed ACK
+    // of its last PUBACK (~40 ms): the sweep has told the client sockets to ACK at once.
+    assert!(audit.quick_acks >= 5, "{audit:?}");
     let operator = gw.running().operator_addr.unwrap();
     let metrics = reqwest::get(format!("http://{operator}/metrics"))
         .await

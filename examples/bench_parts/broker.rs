@@ -613,7 +613,8 @@ async fn latency_rows() -> anyhow::Result<Vec<(usize, QoS, Vec<Duration>, usize,
     Ok(rows)
 }
 
-fn latency_table() {
+/// Benchmark 7 alone (`-- latency`).
+pub fn latency_table() {
     println!();
     println!("### 7. QoS 1 command → reply, default rumqttc clients (QoS 0 baseline in the same gateway)");
     println!();

@@ -4,6 +4,14 @@
 //!   client's delayed ACK (~40 ms). rumqttd binds its listener inside `Server::start`, so once it
 //!   listens we find that socket among this thread's descriptors and set the option on it; Linux
 //!   copies it to every socket the listener accepts. Sockets accepted before that are set too.
+//! - immediate ACKs: TCP_NODELAY removes our half of the stall; the other half is the client's
+//!   Nagle algorithm (rumqttc's default), which holds its next PUBLISH until we ACK its last
+//!   small packet (e.g. the PUBACK of a reply), and Linux delays that ACK by up to 40 ms hoping
+//!   to piggyback it. rumqttd gives no hook after a read, but all its connections run on this
+//!   thread's runtime: just before the thread parks (every ready socket has been read), we set
+//!   TCP_QUICKACK on the listener's client sockets, which sends any pending ACK at once. Cost:
+//!   one setsockopt per client socket per park; the socket list is read again after every
+//!   accept (and every second, for closed ones).
 //! - an audit of its sockets for `/metrics` (and the test that the option is on every one).
 //! - a descriptor reserve: rumqttd accepts until the process runs out of descriptors (and then
 //!   spins on "Too many open files"), after which EVE's API cannot accept either. Its accept
@@ -15,8 +23,10 @@ use rumqttd::protocol::Protocol;
 use rumqttd::{LinkType, Server};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// Descriptors kept free for everything but the broker's accept loop (EVE's API, the store).
@@ -29,6 +39,7 @@ const RESERVE_RECHECK: Duration = Duration::from_millis(50);
 /// each accept), so the reserve is kept within one descriptor per listener.
 struct Reserved<F> {
     inner: Pin<Box<F>>,
+    acks: Arc<AckSweep>,
     limit: u64,
     pause: Option<Pin<Box<tokio::time::Sleep>>>,
 }
@@ -46,10 +57,46 @@ impl<F: Future> Future for Reserved<F> {
             }
             let open = descriptors::own_fds().map_or(0, |fds| fds.len() as u64);
             if open + RESERVE < self.limit {
+                self.acks.stale.store(true, Ordering::Relaxed);
                 return self.inner.as_mut().poll(cx);
             }
             self.pause = Some(Box::pin(tokio::time::sleep(RESERVE_RECHECK)));
         }
+    }
+}
+
+/// How often the list of client sockets to ACK is read again, besides after every accept.
+const ACK_SOCKETS_REFRESH: Duration = Duration::from_secs(1);
+
+/// Sends pending delayed ACKs on the listener's client sockets (see the module comment).
+struct AckSweep {
+    port: u16,
+    sockets: Mutex<(Option<Instant>, Vec<i32>)>,
+    /// Set when the accept loop ran (a socket may have been accepted): refresh at the next sweep.
+    stale: std::sync::atomic::AtomicBool,
+    /// Client sockets told to ACK at once, over all sweeps (for the audit).
+    acked: AtomicU64,
+}
+
+impl AckSweep {
+    fn sweep(&self) {
+        let mut guard = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
+        let (refreshed, fds) = &mut *guard;
+        let stale = self.stale.swap(false, Ordering::Relaxed);
+        if stale || refreshed.is_none_or(|at| at.elapsed() >= ACK_SOCKETS_REFRESH) {
+            *fds = descriptors::own_fds()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|&fd| {
+                    descriptors::tcp_socket(fd)
+                        .is_some_and(|s| s.local_port == self.port && !s.listening)
+                })
+                .collect();
+            *refreshed = Some(Instant::now());
+        }
+        // A descriptor closed since the refresh fails harmlessly (or ACKs another socket).
+        let acked = fds.iter().filter(|&&fd| descriptors::ack_now(fd)).count();
+        self.acked.fetch_add(acked as u64, Ordering::Relaxed);
     }
 }
 
@@ -62,6 +109,8 @@ pub struct SocketAudit {
     /// Accepted sockets on the listener's port.
     pub clients: u64,
     pub clients_without_nodelay: u64,
+    /// Times a client socket was told to send its pending ACK at once (TCP_QUICKACK).
+    pub quick_acks: u64,
 }
 
 /// Asks a listener thread for its audit.
@@ -90,13 +139,21 @@ where
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let (audit_tx, mut audit_rx) = mpsc::channel::<oneshot::Sender<SocketAudit>>(8);
     let label = name.to_string();
+    let acks = Arc::new(AckSweep {
+        port,
+        sockets: Mutex::new((None, Vec::new())),
+        acked: AtomicU64::new(0),
+        stale: std::sync::atomic::AtomicBool::new(true),
+    });
     std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {
             // Not in a private descriptor table (unshare(CLONE_FILES)), tried: the router thread
             // wakes this runtime through its eventfd by number, which must mean the same here.
+            let sweep = acks.clone();
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
+                .on_thread_park(move || sweep.sweep())
                 .build()
             {
                 Ok(rt) => rt,
@@ -108,6 +165,7 @@ where
             runtime.block_on(async move {
                 let serve = Reserved {
                     inner: Box::pin(server.start(LinkType::Remote)),
+                    acks: acks.clone(),
                     limit: descriptors::soft_limit().unwrap_or(u64::MAX),
                     pause: None,
                 };
@@ -120,7 +178,9 @@ where
                         return;
                     }
                     while let Some(reply) = audit_rx.recv().await {
-                        let _ = reply.send(audit(&label, port));
+                        let mut audit = audit(&label, port);
+                        audit.quick_acks = acks.acked.load(Ordering::Relaxed);
+                        let _ = reply.send(audit);
                     }
                 };
                 tokio::select! {
