@@ -438,7 +438,7 @@ fn asyncapi_documents_every_topic_of_the_topics_module() {
     }
 }
 
-/// Event names in the source: the first argument of `fx.event("...")`, the third of the rules'
+/// Event names in the source: the first argument of `fx.event("...")` and `Event::new("...")`, the third of the rules'
 /// `publish_event(publisher, topics, "...")`, and the lifecycle events.
 fn events_in_source() -> BTreeSet<String> {
     fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
@@ -459,7 +459,7 @@ fn events_in_source() -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
-        for call in ["fx.event(", "publish_event("] {
+        for call in ["fx.event(", "publish_event(", "Event::new("] {
             for (at, _) in text.match_indices(call) {
                 if text[..at].ends_with("fn ") {
                     continue;
