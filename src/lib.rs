@@ -5,6 +5,7 @@
 //! - `simulator`: an EVE node that polls an LPS the way EVE does (test peer and demo).
 
 pub mod app;
+pub mod backoff;
 pub mod commands;
 pub mod config;
 pub mod demo;

@@ -8,35 +8,7 @@ use std::time::Duration;
 pub const RETRY_FIRST: Duration = Duration::from_secs(1);
 pub const RETRY_MAX: Duration = Duration::from_secs(30);
 
-/// Doubling back-off between attempts to reopen the store.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    first: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    pub fn new(first: Duration, max: Duration) -> Backoff {
-        Backoff {
-            first,
-            max,
-            next: first,
-        }
-    }
-
-    /// The pause before the next attempt; each call doubles the following one, up to `max`.
-    pub fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(self.max);
-        delay
-    }
-
-    /// After a success the next fault starts again at `first`.
-    pub fn reset(&mut self) {
-        self.next = self.first;
-    }
-}
+pub use crate::backoff::Backoff;
 
 /// One sentence: what failed and what the operator can do about it.
 pub fn describe_io(err: &io::Error, dir: &Path) -> String {

@@ -6,35 +6,7 @@ use std::time::Duration;
 /// The first delay after a failure (shorter only when the cap is shorter).
 pub const FIRST: Duration = Duration::from_secs(1);
 
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    first: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    pub fn new(max: Duration) -> Backoff {
-        let first = FIRST.min(max);
-        Backoff {
-            first,
-            max,
-            next: first,
-        }
-    }
-
-    /// The delay before the next attempt; each call doubles the following one, up to the cap.
-    pub fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = self.next.saturating_mul(2).min(self.max);
-        delay
-    }
-
-    /// After a successful connect: the next outage starts again at the first delay.
-    pub fn reset(&mut self) {
-        self.next = self.first;
-    }
-}
+pub use crate::backoff::Backoff;
 
 /// Up to 10 % shorter, so that a fleet of gateways does not reconnect in lockstep when a plant
 /// broker comes back.
@@ -52,7 +24,7 @@ mod tests {
 
     #[test]
     fn doubles_from_one_second_up_to_the_cap_and_resets() {
-        let mut b = Backoff::new(Duration::from_secs(60));
+        let mut b = Backoff::new(FIRST, Duration::from_secs(60));
         let got: Vec<Duration> = (0..9).map(|_| b.next_delay()).collect();
         assert_eq!(got, secs(&[1, 2, 4, 8, 16, 32, 60, 60, 60]));
         b.reset();
@@ -62,7 +34,7 @@ mod tests {
 
     #[test]
     fn cap_that_is_not_a_power_of_two_is_reached_exactly() {
-        let mut b = Backoff::new(Duration::from_secs(5));
+        let mut b = Backoff::new(FIRST, Duration::from_secs(5));
         let got: Vec<Duration> = (0..5).map(|_| b.next_delay()).collect();
         assert_eq!(got, secs(&[1, 2, 4, 5, 5]));
     }
@@ -70,7 +42,7 @@ mod tests {
     #[test]
     fn cap_below_one_second_is_the_only_delay() {
         let cap = Duration::from_millis(300);
-        let mut b = Backoff::new(cap);
+        let mut b = Backoff::new(FIRST, cap);
         assert_eq!(b.next_delay(), cap);
         assert_eq!(b.next_delay(), cap);
         b.reset();

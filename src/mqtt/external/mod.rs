@@ -123,7 +123,7 @@ pub fn spawn(
         status: status_tx.clone(),
         session: session.clone(),
         forward: forward_tx,
-        backoff: Backoff::new(cfg.backoff_max),
+        backoff: Backoff::new(backoff::FIRST, cfg.backoff_max),
         shutdown: shutdown.clone(),
     };
     let out = Out {
