@@ -141,26 +141,7 @@ async fn no_acknowledged_command_is_lost_when_killed_mid_stream() {
     assert!(!acked.is_empty());
     let gw2 = spawn(tmp.path()).await;
     // Serve the whole queue: every acknowledged command must come back, in order.
-    let mut served = Vec::new();
-    let mut last = 0;
-    loop {
-        let resp = eve_post(
-            &gw2.lps,
-            "devinfo",
-            &LocalDevInfo {
-                last_cmd_timestamp: last,
-                ..Default::default()
-            },
-        )
-        .await;
-        if resp.status() == 204 {
-            break;
-        }
-        let cmd: LocalDevCmd = decode(resp).await;
-        assert!(cmd.timestamp > last, "strictly increasing");
-        served.push(cmd.timestamp);
-        last = cmd.timestamp;
-    }
+    let served = serve_device_queue(&gw2.lps).await;
     for ts in &acked {
         assert!(
             served.contains(ts),

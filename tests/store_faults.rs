@@ -158,30 +158,6 @@ fn apps(last: u64) -> LocalAppInfoList {
     }
 }
 
-/// Every device command EVE is served, one after the other, reporting each as done.
-async fn serve_device_queue(gw: &Gw) -> Vec<u64> {
-    let mut served = Vec::new();
-    let mut last = 0;
-    loop {
-        let resp = eve_post(
-            &gw.lps,
-            "devinfo",
-            &LocalDevInfo {
-                last_cmd_timestamp: last,
-                ..Default::default()
-            },
-        )
-        .await;
-        if resp.status() == 204 {
-            return served;
-        }
-        let cmd: LocalDevCmd = decode(resp).await;
-        assert!(cmd.timestamp > last, "strictly increasing");
-        served.push(cmd.timestamp);
-        last = cmd.timestamp;
-    }
-}
-
 /// The store's fault reason must say once what failed and what to do.
 fn assert_reason(reason: &str, dir: &Path, remedy: &str) {
     let dir = dir.display().to_string();
@@ -352,7 +328,7 @@ async fn a_full_disk_refuses_commands_serves_eve_and_heals_without_restart() {
     let cmds: LocalAppCmdList = decode(eve_post(&gw.lps, "appinfo", &apps(0)).await).await;
     assert_eq!(cmds.app_commands.len(), 1);
     assert_eq!(cmds.app_commands[0].timestamp, app_ts);
-    let served = serve_device_queue(&gw).await;
+    let served = serve_device_queue(&gw.lps).await;
     assert_eq!(
         served, acked,
         "every acknowledged device command, in order, nothing refused among them"
@@ -457,5 +433,5 @@ async fn starts_read_only_and_heals_after(
     // What was on disk and what was accepted after healing are both there.
     let gw = spawn(tmp).await;
     assert_eq!(readyz(&gw).await.0, 200);
-    assert_eq!(serve_device_queue(&gw).await, vec![dev_ts, ok_ts]);
+    assert_eq!(serve_device_queue(&gw.lps).await, vec![dev_ts, ok_ts]);
 }

@@ -146,3 +146,30 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Serves EVE's whole device-command queue at `lps`, reporting each command done before asking
+/// for the next; returns the timestamps in the order EVE was given them (strictly increasing).
+#[allow(dead_code)]
+pub async fn serve_device_queue(lps: &str) -> Vec<u64> {
+    use lps_bridge::eve::profile::{LocalDevCmd, LocalDevInfo};
+    let mut served = Vec::new();
+    let mut last = 0;
+    loop {
+        let resp = eve_post(
+            lps,
+            "devinfo",
+            &LocalDevInfo {
+                last_cmd_timestamp: last,
+                ..Default::default()
+            },
+        )
+        .await;
+        if resp.status() == 204 {
+            return served;
+        }
+        let cmd: LocalDevCmd = decode(resp).await;
+        assert!(cmd.timestamp > last, "strictly increasing");
+        served.push(cmd.timestamp);
+        last = cmd.timestamp;
+    }
+}
