@@ -8,8 +8,8 @@
 //!   logs once per outage;
 //! - the **publisher** task drains the Publisher sink with `try_publish` (a full request channel
 //!   drops the message, counted; retained state is resent on every reconnect anyway) and, after
-//!   every ConnAck, publishes the retained birth, resubscribes and republishes the full retained
-//!   state; on shutdown it publishes the retained offline state and disconnects;
+//!   every ConnAck, resubscribes, publishes the retained birth (after the subscriptions, so
+//!   "online" means commands are heard) and republishes the full retained state; on shutdown it publishes the retained offline state and disconnects;
 //! - the **forwarder** task feeds incoming publishes into the shared ingress channel.
 //!
 //! The Last Will is `B/bridge/state` = `{"state":"offline"}`, retained, QoS 1. A broker that is
@@ -423,11 +423,23 @@ impl Out {
         }
     }
 
-    /// After a ConnAck: birth, subscriptions, the full retained state. Waits for room in the
+    /// After a ConnAck: subscriptions, birth, the full retained state. Waits for room in the
     /// request channel (the event loop drains it while connected), never while disconnected.
     async fn resync(&mut self) {
         let client = self.client.clone();
         let state_topic = self.state_topic.clone();
+        for filter in self.filters.clone() {
+            if let Sent::Abandon = self
+                .request(&filter, || {
+                    client.try_subscribe(filter.as_str(), QoS::AtLeastOnce)
+                })
+                .await
+            {
+                return;
+            }
+        }
+        // Birth after the subscriptions: the broker handles one connection's packets in order, so
+        // whoever sees "online" can already be heard (a command sent on it is not missed).
         if let Sent::Abandon = self
             .request(&state_topic, || {
                 client.try_publish(
@@ -440,16 +452,6 @@ impl Out {
             .await
         {
             return;
-        }
-        for filter in self.filters.clone() {
-            if let Sent::Abandon = self
-                .request(&filter, || {
-                    client.try_subscribe(filter.as_str(), QoS::AtLeastOnce)
-                })
-                .await
-            {
-                return;
-            }
         }
         let retained = self.publisher.retained();
         let count = retained.len();
