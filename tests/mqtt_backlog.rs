@@ -74,13 +74,7 @@ async fn every_reply_of_a_20000_command_flood_reaches_a_qos1_subscriber() {
             patience: PATIENCE,
         },
         |_| format!("{B}/app/vision/set"),
-        |c, seq, sent| {
-            format!(
-                r#"{{"command":"restart","transaction":"{}"}}"#,
-                load::token(c, seq, sent)
-            )
-            .into_bytes()
-        },
+        load::restart_command,
     )
     .await;
     assert_eq!(

@@ -328,13 +328,7 @@ async fn run_load(broker: Broker, kind: Load) -> anyhow::Result<LoadRun> {
                     patience: PUBLISH_PATIENCE,
                 },
                 |_| format!("{BASE}/app/app0/set"),
-                |c, seq, sent| {
-                    format!(
-                        r#"{{"command":"restart","transaction":"{}"}}"#,
-                        load::token(c, seq, sent)
-                    )
-                    .into_bytes()
-                },
+                load::restart_command,
             )
             .await
         }

@@ -51,15 +51,15 @@ static LEDGER: Mutex<BTreeMap<(String, Key), Loss>> = Mutex::new(BTreeMap::new()
 
 /// Takes what the router thread named `router` has lost since the last call.
 fn take_router(router: &str) -> BTreeMap<Key, Loss> {
-    let mut ledger = lock(&LEDGER);
-    let keys: Vec<(String, Key)> = ledger
-        .keys()
-        .filter(|(r, _)| r == router)
-        .cloned()
-        .collect();
-    keys.into_iter()
-        .filter_map(|k| ledger.remove(&k).map(|loss| (k.1, loss)))
-        .collect()
+    let mut taken = BTreeMap::new();
+    lock(&LEDGER).retain(|(r, key), loss| {
+        if r != router {
+            return true;
+        }
+        taken.insert(key.clone(), *loss);
+        false
+    });
+    taken
 }
 
 /// The tracing layer that reads how many messages each cursor jump skipped. Install it beside

@@ -37,6 +37,16 @@ pub fn token(client: usize, seq: usize, sent_us: u64) -> String {
     format!("~{client}.{seq}.{sent_us}~")
 }
 
+/// An app restart command whose `transaction` (echoed in the reply) carries the load token.
+#[allow(dead_code)]
+pub fn restart_command(client: usize, seq: usize, sent_us: u64) -> Vec<u8> {
+    format!(
+        r#"{{"command":"restart","transaction":"{}"}}"#,
+        token(client, seq, sent_us)
+    )
+    .into_bytes()
+}
+
 /// `(client.seq, sent µs)` of the first token in `payload`.
 pub fn parse_token(payload: &[u8]) -> Option<(String, u64)> {
     let text = std::str::from_utf8(payload).ok()?;
