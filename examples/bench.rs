@@ -42,7 +42,10 @@ use tokio::sync::mpsc;
 
 #[path = "bench_parts/broker.rs"]
 mod broker;
-#[path = "../tests/common/load.rs"]
+// The integration tests' load generator (also used by tests/it/mqtt_backlog.rs), shared rather
+// than copied. (Not all of tests/it/common: its gateway helpers need the test-only
+// `CARGO_BIN_EXE_lps-bridge`.)
+#[path = "../tests/it/common/load.rs"]
 mod load;
 
 const COMMAND: &str = "cargo build --release && cargo run --release --example bench";
@@ -1043,7 +1046,7 @@ fn main() -> anyhow::Result<()> {
         tmp.path().display()
     );
     println!(
-        "- config for 1–3: like `tests/common::test_config`, but **`lps.signal_burst = 1000000`, \
+        "- config for 1–3: like `tests/it/common::test_config`, but **`lps.signal_burst = 1000000`, \
          `lps.signal_interval = 0s`** (EVE-style signal pacing, 3 lines then one per 3 s by default, \
          is switched off so it does not throttle the benchmark), `lps.eve_offline_after = 10m`"
     );

@@ -24,6 +24,7 @@ enum Command {
         data_dir: Option<PathBuf>,
     },
     /// The gateway plus a simulated EVE node with sample apps: see everything work at once.
+    #[cfg(feature = "simulator")]
     Demo {
         /// Start from this config file instead of the built-in defaults (listen addresses ...).
         #[arg(long, short)]
@@ -37,6 +38,7 @@ enum Command {
         speed: f64,
     },
     /// Simulate an EVE node polling an LPS (for tests and demos).
+    #[cfg(feature = "simulator")]
     SimulateEve {
         /// Base URL of the LPS, e.g. http://127.0.0.1:8888
         #[arg(long)]
@@ -130,6 +132,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        #[cfg(feature = "simulator")]
         Command::Demo {
             config,
             data_dir,
@@ -157,6 +160,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        #[cfg(feature = "simulator")]
         Command::SimulateEve {
             lps,
             token,

@@ -1,5 +1,5 @@
 //! Benchmarks 5–7: the broker under a load that makes a subscriber fall behind, against
-//! Mosquitto in the same run with the same load generator (`tests/common/load.rs`), and the
+//! Mosquitto in the same run with the same load generator (`tests/it/common/load.rs`), and the
 //! QoS 1 command → reply latency from default rumqttc clients with a QoS 0 baseline.
 //!
 //! 5. Reply flood: 10 clients publish 2,000 app commands each (QoS 1); one QoS 1 subscriber on
@@ -682,7 +682,7 @@ pub fn print_all() {
     );
     println!();
     println!(
-        "- load generator: `tests/common/load.rs` (rumqttc default options), the same for every broker; \
+        "- load generator: `tests/it/common/load.rs` (rumqttc default options), the same for every broker; \
          {reps} runs per row (`BENCH_REPS`), medians shown; a run ends when every message arrived or \
          nothing arrived for {} s",
         IDLE.as_secs()

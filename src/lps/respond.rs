@@ -4,7 +4,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use prost::Message;
 
-pub const PROTO_CONTENT_TYPE: &str = "application/x-proto-binary";
+pub use eve_proto::PROTO_CONTENT_TYPE;
 
 fn with_proto_type(status: StatusCode, body: Vec<u8>) -> Response {
     let mut response = (status, body).into_response();

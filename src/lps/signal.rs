@@ -17,16 +17,13 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-/// One NDJSON line in protobuf's canonical JSON (`{"pendingChanges":[...]}`).
+/// One NDJSON line in protobuf's canonical JSON (`{"pendingChanges":[...]}`), by the codec the
+/// simulator reads with.
 pub fn line(endpoints: &BTreeSet<Endpoint>) -> Bytes {
-    let names: Vec<&str> = endpoints
+    let endpoints = endpoints
         .iter()
-        .filter_map(|e| ConfigEndpoint::try_from(*e as i32).ok())
-        .map(|e| e.as_str_name())
-        .collect();
-    let mut text = serde_json::json!({ "pendingChanges": names }).to_string();
-    text.push('\n');
-    Bytes::from(text)
+        .filter_map(|e| ConfigEndpoint::try_from(*e as i32).ok());
+    Bytes::from(eve_proto::signal::encode_line(endpoints))
 }
 
 pub fn stream(state: LpsState) -> Response {

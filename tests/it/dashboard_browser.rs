@@ -1,0 +1,550 @@
+//! The dashboard in a real headless Chromium, driven over WebDriver (chromedriver), against the
+//! gateway and the EVE simulator: load, restart an app through the confirmation modal and watch
+//! its lifecycle reach `completed` live, switch profile, see an API error, a phone-width screen,
+//! EVE going offline, the gateway going away, and the bearer-token prompt.
+//!
+//! Needs Debian's `chromium` and `chromium-driver`, so the tests are ignored by default; CI runs
+//! `cargo test --locked --test dashboard_browser -- --ignored`. `CHROMEDRIVER` and `CHROME_BIN`
+//! override the binaries. Screenshots go to `target/test-artifacts/dashboard-*.png`.
+
+use crate::common;
+
+use common::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use futures::FutureExt;
+use hyper_util::client::legacy::connect::HttpConnector;
+use lps_bridge::config::ProfileEntry;
+use lps_bridge::simulator::{self, AppSpec, SimHandle, SimOptions};
+use serde_json::{json, Value};
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// chromedriver, in its own process group so that the browsers it starts end with it.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    fn spawn() -> Driver {
+        use std::os::unix::process::CommandExt;
+        let port = free_port();
+        let bin = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        let child = Command::new(&bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin} ({e}); install chromium-driver"));
+        Driver { child, port }
+    }
+
+    async fn ready(&self) {
+        eventually("chromedriver accepts connections", || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .ok()
+        })
+        .await;
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // The whole group: chromedriver and any Chromium it left behind.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// A browser session; `run` always ends the session, even when the scenario panics.
+struct Browser {
+    _driver: Driver,
+    _profile: tempfile::TempDir,
+    client: Client,
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        let driver = Driver::spawn();
+        driver.ready().await;
+        let profile = tempfile::tempdir().unwrap();
+        let mut options = json!({ "args": [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            format!("--user-data-dir={}", profile.path().display()),
+            "--window-size=1280,900",
+        ]});
+        let chrome = std::env::var("CHROME_BIN").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        if std::path::Path::new(&chrome).exists() {
+            options["binary"] = json!(chrome);
+        }
+        let mut caps = serde_json::Map::new();
+        caps.insert("goog:chromeOptions".into(), options);
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", driver.port))
+            .await
+            .expect("a WebDriver session in headless Chromium");
+        Browser {
+            _driver: driver,
+            _profile: profile,
+            client,
+        }
+    }
+
+    async fn run<F: std::future::Future<Output = ()>>(self, scenario: impl FnOnce(Client) -> F) {
+        let result = AssertUnwindSafe(scenario(self.client.clone()))
+            .catch_unwind()
+            .await;
+        if result.is_err() {
+            let test = std::thread::current()
+                .name()
+                .unwrap_or("test")
+                .replace("::", "-");
+            shot(&self.client, &format!("dashboard-failure-{test}")).await;
+        }
+        let _ = self.client.clone().close().await;
+        if let Err(panic) = result {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+fn artifacts() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Saves the viewport as `target/test-artifacts/<name>.png`.
+async fn shot(c: &Client, name: &str) {
+    if let Ok(png) = c.screenshot().await {
+        let _ = std::fs::write(artifacts().join(format!("{name}.png")), png);
+    }
+}
+
+/// Saves the whole page (the window is made as tall as the page for the shot, then restored).
+async fn full_shot(c: &Client, name: &str) {
+    let (w, h) = c.get_window_size().await.unwrap();
+    // The window is taller than the viewport by the browser's own frame.
+    let extra = js(c, "window.outerHeight - window.innerHeight").await;
+    let page = js(c, "document.documentElement.scrollHeight").await;
+    let tall = (page.as_u64().unwrap_or(h) + extra.as_u64().unwrap_or(0)).clamp(h, 5000);
+    c.set_window_size(w as u32, tall as u32).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    shot(c, name).await;
+    c.set_window_size(w as u32, h as u32).await.unwrap();
+}
+
+/// Sizes the window so that the page itself (the viewport) gets `width` x `height`: headless
+/// Chromium reserves a frame's height inside the window size (its width is exact).
+async fn set_viewport(c: &Client, width: u32, height: u32) {
+    c.set_window_size(width, height).await.unwrap();
+    let frame = js(c, "window.outerHeight - window.innerHeight").await;
+    let dh = frame.as_u64().unwrap_or(0) as u32;
+    c.set_window_size(width, height + dh).await.unwrap();
+}
+
+async fn js(c: &Client, expr: &str) -> Value {
+    c.execute(&format!("return ({expr});"), vec![])
+        .await
+        .unwrap_or_else(|e| panic!("script failed: {expr}: {e}"))
+}
+
+fn truthy(v: &Value) -> bool {
+    !matches!(v, Value::Null | Value::Bool(false))
+        && v.as_str() != Some("")
+        && v.as_u64() != Some(0)
+}
+
+/// Polls a JavaScript expression until it is truthy; panics with the page's state otherwise.
+async fn wait_js(c: &Client, what: &str, expr: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + patience();
+    loop {
+        let v = js(c, expr).await;
+        if truthy(&v) {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let apps = js(c, "document.querySelector('#apps-table')?.innerText").await;
+            let toasts = js(c, "document.querySelector('#toasts')?.innerText").await;
+            panic!("timed out waiting for: {what}\n({expr} = {v})\napps: {apps}\ntoasts: {toasts}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no element {css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
+}
+
+/// The expression reading one field of an app's row.
+fn app_field(app: &str, field: &str) -> String {
+    format!(r#"document.querySelector('tr[data-app="{app}"] [data-field="{field}"]')"#)
+}
+
+async fn wait_app_state(c: &Client, app: &str, state: &str) {
+    let expr = format!("{}?.dataset.state === '{state}'", app_field(app, "state"));
+    wait_js(c, &format!("{app} {state}"), &expr).await;
+}
+
+async fn wait_lifecycle(c: &Client, app: &str, lifecycle: &str) {
+    let expr = format!(
+        "{}?.dataset.lifecycle === '{lifecycle}'",
+        app_field(app, "command")
+    );
+    wait_js(c, &format!("{app}'s command {lifecycle}"), &expr).await;
+}
+
+async fn text_of(c: &Client, css: &str) -> String {
+    let v = js(
+        c,
+        &format!("document.querySelector('{css}')?.innerText ?? null"),
+    )
+    .await;
+    v.as_str().unwrap_or_default().to_string()
+}
+
+/// Waits for the confirmation modal and returns its text.
+async fn modal(c: &Client) -> String {
+    wait_js(
+        c,
+        "the confirmation modal",
+        "document.querySelector('#confirm').open",
+    )
+    .await;
+    text_of(c, "#confirm").await
+}
+
+async fn modal_closed(c: &Client) {
+    wait_js(
+        c,
+        "the modal closed",
+        "!document.querySelector('#confirm').open",
+    )
+    .await;
+}
+
+/// Waits for a toast of `kind` (ok, info, error) containing `needle`; returns its text.
+async fn toast(c: &Client, kind: &str, needle: &str) -> String {
+    let expr = format!(
+        "[...document.querySelectorAll('.toast[data-kind={kind}]')]\
+         .map(t => t.textContent).find(t => t.includes({needle:?}))"
+    );
+    let v = wait_js(c, &format!("a {kind} toast with {needle:?}"), &expr).await;
+    v.as_str().unwrap().to_string()
+}
+
+fn profiles() -> Vec<ProfileEntry> {
+    vec![
+        ProfileEntry {
+            name: "day".into(),
+            description: "Vision inspection owns the GPU".into(),
+        },
+        ProfileEntry {
+            name: "night".into(),
+            description: "Model training runs overnight".into(),
+        },
+    ]
+}
+
+fn sim(gw: &TestGateway) -> SimHandle {
+    let mut opts = SimOptions::new(gw.lps.clone(), TOKEN);
+    opts.apps = AppSpec::parse_list("vision@day,trainer@night,logger").unwrap();
+    opts.speed = 20.0;
+    simulator::spawn(opts)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium + chromedriver (CI extra step)"]
+async fn dashboard_drives_the_node_live() {
+    let mut gw = TestGateway::start_with(|c| c.profiles = profiles()).await;
+    let url = format!("http://{}/", gw.running().operator_addr.unwrap());
+    let node = sim(&gw);
+    let gw = &mut gw;
+    Browser::start()
+        .await
+        .run(|c| async move {
+            c.goto(&url).await.unwrap();
+            // A marker a reload would lose: every later check shows the page updated live.
+            js(&c, "(window.__noReload = 1)").await;
+
+            loaded(&c).await;
+            restart_through_the_modal(&c).await;
+            destructive_actions_need_a_named_confirmation(&c).await;
+            boot_order_and_network(&c).await;
+            switch_profile(&c).await;
+
+            // An action the gateway refuses: its error text is shown.
+            click(&c, r#"#device-actions [data-action="cancel-device"]"#).await;
+            let err = toast(&c, "error", "nothing to cancel").await;
+            assert!(err.contains("422"), "{err}");
+            shot(&c, "dashboard-error").await;
+
+            phone_width(&c).await;
+
+            // EVE goes silent: the page says so (the test gateway calls it offline after 2 s).
+            node.stop().await;
+            wait_js(
+                &c,
+                "the EVE offline banner",
+                "!document.querySelector('#eve-banner').hidden \
+                 && document.querySelector('#eve-pill').dataset.state === 'offline'",
+            )
+            .await;
+
+            // The gateway goes away: a red banner, reconnecting.
+            gw.stop().await;
+            wait_js(
+                &c,
+                "the gateway offline banner",
+                "!document.querySelector('#gateway-banner').hidden \
+                 && document.querySelector('#gateway-pill').dataset.state === 'offline'",
+            )
+            .await;
+            shot(&c, "dashboard-offline").await;
+            assert_eq!(
+                js(&c, "window.__noReload").await,
+                1,
+                "the page never reloaded"
+            );
+        })
+        .await;
+}
+
+/// The live stream, the apps as EVE reports them, the device, the configured profiles.
+async fn loaded(c: &Client) {
+    let live = "document.querySelector('#gateway-pill').dataset.state === 'live'";
+    wait_js(c, "the gateway pill says live", live).await;
+    wait_app_state(c, "vision", "RUNNING").await;
+    wait_app_state(c, "trainer", "RUNNING").await;
+    let online = "document.querySelector('#eve-pill').dataset.state === 'online' \
+                  && document.querySelector('#eve-banner').hidden";
+    wait_js(c, "EVE online", online).await;
+    let uuid = "/^[0-9a-f-]{36}$/.test(document.querySelector('#device-uuid').textContent)";
+    wait_js(c, "the device UUID", uuid).await;
+    let names = "[...document.querySelectorAll('#profile-select option')].map(o => o.value).join()";
+    assert_eq!(wait_js(c, "profiles listed", names).await, "day,night");
+    assert!(text_of(c, "#profile-card")
+        .await
+        .contains("Vision inspection owns the GPU"));
+    assert_eq!(
+        js(c, "document.querySelector('#gateway-banner').hidden").await,
+        true
+    );
+    full_shot(c, "dashboard").await;
+}
+
+/// Restart vision: the modal names it; confirming sends it; the lifecycle runs live.
+async fn restart_through_the_modal(c: &Client) {
+    click(c, r#"tr[data-app="vision"] [data-action="restart"]"#).await;
+    let text = modal(c).await;
+    assert!(text.contains("Restart app vision?"), "{text}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    shot(c, "dashboard-confirm").await;
+    click(c, "#confirm-ok").await;
+    modal_closed(c).await;
+    toast(c, "ok", "Restart vision: accepted as command #").await;
+    wait_lifecycle(c, "vision", "completed").await;
+    assert!(
+        text_of(c, r#"tr[data-app="vision"] [data-field="command"]"#)
+            .await
+            .contains("restart")
+    );
+    wait_app_state(c, "vision", "RUNNING").await;
+    let logged = "['command_accepted', 'command_delivered', 'command_completed']\
+                  .every(e => document.querySelector(`#event-log li[data-event=${e}]`))";
+    wait_js(c, "the command's events in the log", logged).await;
+    full_shot(c, "dashboard-restart").await;
+}
+
+/// Purge and device actions: the modal names the target; Cancel sends nothing; purge wants the
+/// app's name typed.
+async fn destructive_actions_need_a_named_confirmation(c: &Client) {
+    click(c, r#"tr[data-app="logger"] [data-action="purge"]"#).await;
+    let text = modal(c).await;
+    assert!(text.contains("Purge app logger?"), "{text}");
+    click(c, "#confirm-ok").await; // the name is not typed yet: refused, the modal stays
+    assert_eq!(js(c, "document.querySelector('#confirm').open").await, true);
+    click(c, "#confirm-cancel").await;
+    modal_closed(c).await;
+
+    click(c, r#"#device-actions [data-action="poweroff"]"#).await;
+    let uuid = text_of(c, "#device-uuid").await;
+    let text = modal(c).await;
+    assert!(
+        text.contains(&uuid),
+        "the modal names the node {uuid}: {text}"
+    );
+    click(c, "#confirm-cancel").await;
+    modal_closed(c).await;
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = text_of(c, "#event-log").await;
+    assert!(!log.contains("purge") && !log.contains("poweroff"), "{log}");
+    assert_eq!(
+        js(
+            c,
+            &format!("{}.dataset.lifecycle", app_field("logger", "command"))
+        )
+        .await,
+        ""
+    );
+
+    click(c, r#"tr[data-app="logger"] [data-action="purge"]"#).await;
+    modal(c).await;
+    c.find(Locator::Css("#confirm-input"))
+        .await
+        .unwrap()
+        .send_keys("logger")
+        .await
+        .unwrap();
+    click(c, "#confirm-ok").await;
+    modal_closed(c).await;
+    wait_lifecycle(c, "logger", "completed").await;
+}
+
+/// USB boot order from the row's select; a network override EVE's parser refuses shows why.
+async fn boot_order_and_network(c: &Client) {
+    c.find(Locator::Css(
+        r#"tr[data-app="logger"] select[data-action="boot"]"#,
+    ))
+    .await
+    .unwrap()
+    .select_by_value("usb")
+    .await
+    .unwrap();
+    let boot = format!(
+        "{}.textContent.includes('usb from LPS')",
+        app_field("logger", "boot")
+    );
+    wait_js(c, "logger boots from USB (LPS)", &boot).await;
+
+    let ports = c.find(Locator::Css("#network-ports")).await.unwrap();
+    ports.clear().await.unwrap();
+    ports
+        .send_keys(r#"[{"logical_label":"eth1","mtu":"big"}]"#)
+        .await
+        .unwrap();
+    click(c, "#network-apply").await;
+    toast(c, "error", "ports[0]").await;
+    ports.clear().await.unwrap();
+    ports
+        .send_keys(r#"[{"logical_label":"eth1","mtu":1400}]"#)
+        .await
+        .unwrap();
+    click(c, "#network-apply").await;
+    toast(c, "ok", "Network override: accepted").await;
+    let applied = "document.querySelector('#network-desired').textContent.includes('applied')";
+    wait_js(c, "the network override applied", applied).await;
+    js(
+        c,
+        "document.querySelectorAll('.toast').forEach(t => t.remove())",
+    )
+    .await;
+}
+
+/// Switch profile to night: vision halts, trainer runs.
+async fn switch_profile(c: &Client) {
+    c.find(Locator::Css("#profile-select"))
+        .await
+        .unwrap()
+        .select_by_value("night")
+        .await
+        .unwrap();
+    click(c, "#profile-apply").await;
+    let desired = "document.querySelector('#profile-desired').textContent === 'night'";
+    wait_js(c, "desired profile night", desired).await;
+    let fetched = "document.querySelector('#profile-fetched').dataset.fetched === 'true'";
+    wait_js(c, "EVE fetched night", fetched).await;
+    wait_app_state(c, "vision", "HALTED").await;
+    wait_app_state(c, "trainer", "RUNNING").await;
+    full_shot(c, "dashboard-night").await;
+}
+
+/// A 390 x 844 phone: the apps are still there (as cards) and nothing overflows sideways.
+async fn phone_width(c: &Client) {
+    set_viewport(c, 390, 844).await;
+    let size = "window.innerWidth === 390 && window.innerHeight === 844";
+    wait_js(c, "a 390 x 844 viewport", size).await;
+    let fits = "document.documentElement.scrollWidth <= window.innerWidth";
+    wait_js(c, "no horizontal overflow", fits).await;
+    for app in ["vision", "trainer", "logger"] {
+        let row = c
+            .find(Locator::Css(&format!(r#"tr[data-app="{app}"]"#)))
+            .await
+            .unwrap();
+        assert!(
+            row.is_displayed().await.unwrap(),
+            "{app} shown at phone width"
+        );
+    }
+    js(
+        c,
+        "document.querySelectorAll('.toast').forEach(t => t.remove())",
+    )
+    .await;
+    shot(c, "dashboard-phone").await;
+    full_shot(c, "dashboard-phone-full").await;
+    c.set_window_size(1280, 900).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium + chromedriver (CI extra step)"]
+async fn dashboard_asks_for_the_token() {
+    let gw = TestGateway::start_with(|c| {
+        c.profiles = profiles();
+        c.operator.token = "s3cret-token".into();
+        c.operator.protect_reads = true;
+    })
+    .await;
+    let url = format!("http://{}/", gw.running().operator_addr.unwrap());
+    let _node = sim(&gw);
+    Browser::start()
+        .await
+        .run(|c| async move {
+            c.goto(&url).await.unwrap();
+            let prompt = "document.querySelector('#token-dialog').open";
+            wait_js(&c, "the token prompt", prompt).await;
+            shot(&c, "dashboard-token").await;
+            c.find(Locator::Css("#token-input"))
+                .await
+                .unwrap()
+                .send_keys("s3cret-token")
+                .await
+                .unwrap();
+            click(&c, "#token-save").await;
+            // Reads (GET and the event stream's ?token=) and writes now carry the token.
+            let live = "document.querySelector('#gateway-pill').dataset.state === 'live'";
+            wait_js(&c, "live with the token", live).await;
+            wait_app_state(&c, "vision", "RUNNING").await;
+            let night = "document.querySelector('#profile-select option[value=night]')";
+            wait_js(&c, "profiles listed", night).await;
+            let kept = js(&c, "localStorage.getItem('lps-bridge.operator-token')").await;
+            assert_eq!(kept, "s3cret-token");
+            click(&c, r##"#radio-card [data-action="radio-on"]"##).await;
+            toast(&c, "ok", "Radio silence on: accepted").await;
+            let applied =
+                "document.querySelector('#radio-desired').textContent.includes('applied')";
+            wait_js(&c, "radio silence applied", applied).await;
+        })
+        .await;
+}
