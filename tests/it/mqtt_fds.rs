@@ -17,6 +17,8 @@ const LIMIT: u64 = 1024;
 const IDLE: usize = 1100;
 
 /// This test process holds the idle connections itself: it needs more than 1,024 descriptors.
+/// Safe in the shared test process: the soft limit only rises (to the hard one), so neighbours get
+/// more room, never less; the limit under test is the gateway child's, set in `pre_exec`.
 fn raise_own_limit() {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
