@@ -341,6 +341,7 @@ fn lifecycle_event(l: Lifecycle) -> String {
     let name = match l {
         Lifecycle::Accepted => "accepted",
         Lifecycle::Delivered => "delivered",
+        Lifecycle::Stalled => "stalled",
         Lifecycle::Completed => "completed",
         Lifecycle::Superseded => "superseded",
         Lifecycle::Cancelled => "cancelled",

@@ -138,7 +138,7 @@ impl State {
         if !cmd.lifecycle.is_open() {
             return;
         }
-        let was_delivered = cmd.lifecycle == Lifecycle::Delivered;
+        let was_delivered = cmd.lifecycle.was_delivered();
         cmd.lifecycle = to;
         cmd.finished_at_ms = Some(now.unix_ms());
         let mut data = command_event_data(cmd);
@@ -161,6 +161,7 @@ impl State {
             fx.persist(Key::Command(id));
             fx.publish(publish_topic_for(cmd));
         }
+        self.count_delivery(id, now, fx);
     }
 
     /// Drops the oldest finished commands beyond the configured history.
@@ -199,6 +200,7 @@ impl State {
             let last_seen = self.eve.last_seen_ms.map(super::model::rfc3339_ms);
             fx.event("eve_offline", json!({ "last_seen": last_seen }));
             fx.publish(StateTopic::Eve);
+            self.stall_delivered(last_seen.as_deref().unwrap_or("never"), fx);
         }
     }
 
@@ -220,13 +222,14 @@ fn lifecycle_event(to: Lifecycle) -> &'static str {
     match to {
         Lifecycle::Accepted => "command_accepted",
         Lifecycle::Delivered => "command_delivered",
+        Lifecycle::Stalled => "command_stalled",
         Lifecycle::Completed => "command_completed",
         Lifecycle::Superseded => "command_superseded",
         Lifecycle::Cancelled => "command_cancelled",
     }
 }
 
-fn publish_topic_for(cmd: &Command) -> StateTopic {
+pub(super) fn publish_topic_for(cmd: &Command) -> StateTopic {
     match cmd.kind {
         super::model::CommandKind::App { .. } => StateTopic::Apps,
         super::model::CommandKind::Device { .. } => StateTopic::Device,

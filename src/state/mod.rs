@@ -16,6 +16,7 @@ pub mod model;
 mod pending;
 mod reports;
 pub mod resolve;
+mod stall;
 #[cfg(test)]
 mod tests;
 
@@ -25,3 +26,4 @@ pub use machine::{apply, Applied, Limits, Meta, State};
 pub use model::*;
 pub use pending::pending_endpoints;
 pub use reports::boot_order_name;
+pub use stall::{STALL_AFTER_DELIVERIES, STALL_MIN_SPAN_MS};
