@@ -52,8 +52,7 @@ impl Metrics {
         let _ = writeln!(out, "# HELP lps_bridge_eve_last_seen_seconds Seconds since EVE's last request (-1 = never).");
         let _ = writeln!(out, "# TYPE lps_bridge_eve_last_seen_seconds gauge");
         let since = state
-            .eve
-            .last_seen_ms
+            .eve_last_seen_ms()
             .map(|ms| now_unix_ms.saturating_sub(ms) as f64 / 1000.0)
             .unwrap_or(-1.0);
         let _ = writeln!(out, "lps_bridge_eve_last_seen_seconds {since}");

@@ -293,6 +293,9 @@ pub struct EveLink {
     /// Monotonic ms of the last request (for the offline timer; not persisted meaningfully).
     #[serde(skip)]
     pub last_seen_mono_ms: Option<u64>,
+    /// Monotonic ms when `B/eve/state` last carried a fresh `last_seen` (its rate limit).
+    #[serde(skip)]
+    pub published_mono_ms: Option<u64>,
 }
 
 /// The current time as `apply` sees it: wall clock for timestamps, monotonic for timers.

@@ -892,3 +892,34 @@ fn delivered_commands_stall_when_eve_stops_polling() {
         "{reason}"
     );
 }
+
+#[test]
+fn last_seen_is_published_and_persisted_at_most_every_interval_and_survives_a_restart() {
+    let mut s = state();
+    let eve_topic = |a: &Applied| a.effects.contains(&Effect::Publish(StateTopic::Eve));
+    let first = eve(&mut s, EveRequest::Signal, 0);
+    assert!(eve_topic(&first) && first.effects.contains(&Effect::Persist(Key::Meta)));
+    let soon = eve(&mut s, EveRequest::Signal, 5_000);
+    assert!(!eve_topic(&soon) && soon.effects.is_empty(), "rate-limited");
+    assert_eq!(
+        s.eve.last_seen_ms,
+        Some(now(5_000).unix_ms()),
+        "kept exact in memory"
+    );
+    let later = eve(&mut s, EveRequest::Signal, LAST_SEEN_EVERY_MS);
+    assert!(eve_topic(&later) && later.effects.contains(&Effect::Persist(Key::Meta)));
+    assert_eq!(
+        s.meta.eve_last_seen_ms,
+        Some(now(LAST_SEEN_EVERY_MS).unix_ms())
+    );
+    // A restart loads only what is persisted: Meta, not the link.
+    let restarted = State {
+        meta: s.meta.clone(),
+        ..state()
+    };
+    assert_eq!(
+        restarted.eve_last_seen_ms(),
+        Some(now(LAST_SEEN_EVERY_MS).unix_ms())
+    );
+    assert!(!restarted.eve.online);
+}
