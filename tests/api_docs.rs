@@ -855,7 +855,10 @@ fn node_red_flow_is_wired_and_speaks_the_documented_api() {
         .iter()
         .find(|n| n["type"] == "mqtt in" && n["topic"] == "lps/edge/eve/state")
         .expect("the flow subscribes to lps/edge/eve/state");
-    assert_eq!(eve_in["datatype"], "json", "parsed, so payload.state exists");
+    assert_eq!(
+        eve_in["datatype"], "json",
+        "parsed, so payload.state exists"
+    );
     for target in wires(eve_in) {
         let status = by_id[target];
         if status["type"] == "debug" && status["tostatus"] == true {
