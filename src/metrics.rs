@@ -15,6 +15,8 @@ pub struct Metrics {
     pub mqtt_messages_out: AtomicU64,
     pub mqtt_connections: AtomicU64,
     pub operator_requests: AtomicU64,
+    /// Foreign publishes on the gateway's own retained state topics (re-asserted).
+    pub mqtt_state_overwrites: AtomicU64,
     /// Messages the embedded broker dropped for subscribers that fell behind.
     pub mqtt_losses: crate::mqtt::alerts::Losses,
 }
@@ -87,6 +89,12 @@ impl Metrics {
                 "counter",
                 "MQTT messages received on command and rule topics.",
                 self.mqtt_messages_in.load(Ordering::Relaxed),
+            ),
+            (
+                "lps_bridge_mqtt_state_overwrites_total",
+                "counter",
+                "Publishes by other clients on the gateway's retained state topics (the gateway's value was re-asserted).",
+                self.mqtt_state_overwrites.load(Ordering::Relaxed),
             ),
             (
                 "lps_bridge_mqtt_messages_published_total",
