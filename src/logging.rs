@@ -128,11 +128,14 @@ impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for RateLimited<M> {
     }
 }
 
+fn is_rumqttd_error(meta: &Metadata<'_>) -> bool {
+    *meta.level() == tracing::Level::ERROR && meta.target().starts_with("rumqttd")
+}
+
 /// What rumqttd logs at ERROR for an ordinary client disconnect (a client closing its socket,
 /// the router dropping its link): the text of the same line at DEBUG, or `None` for a real error.
 fn benign_broker_error(event: &tracing::Event<'_>) -> Option<String> {
-    let meta = event.metadata();
-    if *meta.level() != tracing::Level::ERROR || !meta.target().starts_with("rumqttd") {
+    if !is_rumqttd_error(event.metadata()) {
         return None;
     }
     let mut fields = Fields::default();
@@ -181,6 +184,12 @@ impl<S> tracing_subscriber::layer::Filter<S> for NotBenign {
         true
     }
 
+    // No limit of its own. (`None` would lift the level hint of the filter it is combined with,
+    // and every disabled DEBUG/TRACE call site would be evaluated.)
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::TRACE)
+    }
+
     fn event_enabled(
         &self,
         event: &tracing::Event<'_>,
@@ -202,6 +211,12 @@ impl<M> Demote<M> {
     pub fn new(writer: M, show: bool) -> Self {
         Demote { writer, show }
     }
+}
+
+/// Demote's own filter: rumqttd's ERROR call sites only. (A layer without a filter would switch
+/// on every call site of every crate; a per-layer filter limits only this layer.)
+pub fn demote_filter() -> tracing_subscriber::filter::FilterFn {
+    tracing_subscriber::filter::filter_fn(is_rumqttd_error)
 }
 
 /// Whether a `RUST_LOG` value enables DEBUG for rumqttd (a global or a `rumqttd…` directive).
@@ -251,7 +266,7 @@ pub fn init() {
                 .with_writer(writer.clone())
                 .with_filter(filter.and(NotBenign)),
         )
-        .with(Demote::new(writer, show_benign))
+        .with(Demote::new(writer, show_benign).with_filter(demote_filter()))
         .with(crate::mqtt::alerts::layer())
         .init();
 }
@@ -320,7 +335,7 @@ mod tests {
                         .and(NotBenign),
                     ),
             )
-            .with(Demote::new(sink.clone(), true));
+            .with(Demote::new(sink.clone(), true).with_filter(demote_filter()));
         #[derive(Debug)]
         enum LinkError {
             Recv(Disconnected),
