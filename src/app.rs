@@ -93,8 +93,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         topics
             .command_filters()
             .into_iter()
-            .chain(rule_filters.iter().cloned()),
+            .chain(rule_filters.iter().cloned())
+            .chain(mqtt::state_guard::filters(&topics)),
     );
+    mqtt::state_guard::register(&topics, &publisher);
     let losses = mqtt::LossReport {
         metrics: metrics.clone(),
         store: store.clone(),

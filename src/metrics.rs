@@ -15,6 +15,8 @@ pub struct Metrics {
     pub mqtt_messages_out: AtomicU64,
     pub mqtt_connections: AtomicU64,
     pub operator_requests: AtomicU64,
+    /// Foreign publishes on the gateway's own retained state topics (re-asserted).
+    pub mqtt_state_overwrites: AtomicU64,
     /// Messages the embedded broker dropped for subscribers that fell behind.
     pub mqtt_losses: crate::mqtt::alerts::Losses,
 }
@@ -52,8 +54,7 @@ impl Metrics {
         let _ = writeln!(out, "# HELP lps_bridge_eve_last_seen_seconds Seconds since EVE's last request (-1 = never).");
         let _ = writeln!(out, "# TYPE lps_bridge_eve_last_seen_seconds gauge");
         let since = state
-            .eve
-            .last_seen_ms
+            .eve_last_seen_ms()
             .map(|ms| now_unix_ms.saturating_sub(ms) as f64 / 1000.0)
             .unwrap_or(-1.0);
         let _ = writeln!(out, "lps_bridge_eve_last_seen_seconds {since}");
@@ -88,6 +89,12 @@ impl Metrics {
                 "counter",
                 "MQTT messages received on command and rule topics.",
                 self.mqtt_messages_in.load(Ordering::Relaxed),
+            ),
+            (
+                "lps_bridge_mqtt_state_overwrites_total",
+                "counter",
+                "Publishes by other clients on the gateway's retained state topics (the gateway's value was re-asserted).",
+                self.mqtt_state_overwrites.load(Ordering::Relaxed),
             ),
             (
                 "lps_bridge_mqtt_messages_published_total",

@@ -215,6 +215,9 @@ pub async fn run(
                         let _ = rules_tx.send(msg.clone()).await;
                     }
                 }
+                if super::state_guard::check(&msg, &topics, &publisher, &metrics) {
+                    continue;
+                }
                 let Some(job) = admit(msg, &topics, &publisher, &metrics) else {
                     continue;
                 };

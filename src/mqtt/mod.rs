@@ -8,6 +8,7 @@ pub mod external;
 mod ingress;
 mod link;
 mod listener;
+pub mod state_guard;
 pub mod topics;
 
 pub use broker::{check_tls, BrokerError, Listeners};
@@ -71,7 +72,13 @@ struct Shared {
     dropped: std::sync::atomic::AtomicU64,
     /// The embedded broker's link and listeners, once started.
     embedded: std::sync::OnceLock<Embedded>,
+    /// Hashes of the last retained payloads of the topics [`state_guard`] watches, to tell our
+    /// own echoes from a foreign publish.
+    recent: Mutex<std::collections::HashMap<String, std::collections::VecDeque<u64>>>,
 }
+
+/// How many recent payloads per guarded topic count as ours (echoes overtaken by newer ones).
+const RECENT_PAYLOADS: usize = 16;
 
 struct Embedded {
     link: Arc<LinkHealth>,
@@ -102,6 +109,12 @@ impl Publisher {
             .published
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if out.retain {
+            if let Some(ring) = lock(&self.shared.recent).get_mut(&out.topic) {
+                if ring.len() == RECENT_PAYLOADS {
+                    ring.pop_front();
+                }
+                ring.push_back(topics::stable_hash(&out.payload));
+            }
             let mut retained = lock(&self.shared.retained);
             if out.payload.is_empty() {
                 retained.remove(&out.topic);
@@ -125,6 +138,26 @@ impl Publisher {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(topic = %out.topic, dropped_total = n + 1, "a broker connection's queue is full ({SINK_CAPACITY} messages): message dropped");
         }
+    }
+
+    /// Starts remembering the recent retained payloads of `topics` (see [`state_guard`]).
+    pub fn remember_recent(&self, topics: Vec<String>) {
+        let mut recent = lock(&self.shared.recent);
+        for topic in topics {
+            recent.entry(topic).or_default();
+        }
+    }
+
+    /// Whether a retained payload with this hash was among the last ones we sent to `topic`.
+    pub fn published_recently(&self, topic: &str, hash: u64) -> bool {
+        lock(&self.shared.recent)
+            .get(topic)
+            .is_some_and(|ring| ring.contains(&hash))
+    }
+
+    /// What we hold retained on `topic` now.
+    pub fn retained_payload(&self, topic: &str) -> Option<Bytes> {
+        lock(&self.shared.retained).get(topic).cloned()
     }
 
     /// Messages dropped because a broker connection's queue was full (for metrics).

@@ -1,5 +1,6 @@
 //! `GET /api/events`: Server-Sent Events. `event: state` carries the full state (first at
-//! connect, then after every change); `event: event` carries each `B/events` message. The stream
+//! connect, then after changes: a burst, and anything within [`MIN_STATE_GAP`] of the last one,
+//! is coalesced into one); `event: event` carries each `B/events` message as it happens. The stream
 //! ends when the gateway shuts down, so graceful shutdown is never held up by a browser.
 
 use super::OperatorState;
@@ -15,6 +16,9 @@ use tokio_stream::wrappers::ReceiverStream;
 
 /// How often an idle stream sends `event: ping`.
 const PING_EVERY: Duration = Duration::from_secs(15);
+/// At most one full state per this much time: EVE's reports (and MQTT-driven changes) can come
+/// many times a second, and each state is several KB.
+pub const MIN_STATE_GAP: Duration = Duration::from_millis(250);
 
 fn state_event(s: &OperatorState) -> Event {
     Event::default()
@@ -36,6 +40,7 @@ pub async fn get_events(
         // half-open connection that would otherwise look live forever.
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
+        let mut last_state = tokio::time::Instant::now();
         loop {
             let got = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -50,8 +55,29 @@ pub async fn get_events(
             };
             let mut send_state = false;
             let mut next = Some(got);
+            let mut waited = false;
             // Coalesce a burst: every event goes out, the full state only once.
-            while let Some(got) = next.take() {
+            loop {
+                let Some(got) = next.take() else {
+                    // Too soon after the last state: wait out the gap, then take what came.
+                    let due = last_state + MIN_STATE_GAP;
+                    if send_state && !waited && tokio::time::Instant::now() < due {
+                        waited = true;
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            _ = tokio::time::sleep_until(due) => {}
+                        }
+                        next = match changes.try_recv() {
+                            Ok(change) => Some(Ok(change)),
+                            Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => {
+                                Some(Err(RecvError::Lagged(n)))
+                            }
+                            Err(_) => None,
+                        };
+                        continue;
+                    }
+                    break;
+                };
                 match got {
                     Ok(change) => {
                         // The store's health is part of the state the dashboard shows.
@@ -76,8 +102,11 @@ pub async fn get_events(
                     Err(_) => None,
                 };
             }
-            if send_state && tx.send(Ok(state_event(&s))).await.is_err() {
-                return;
+            if send_state {
+                last_state = tokio::time::Instant::now();
+                if tx.send(Ok(state_event(&s))).await.is_err() {
+                    return;
+                }
             }
         }
     });

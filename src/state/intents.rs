@@ -53,6 +53,8 @@ impl State {
             accepted_at_ms: now.unix_ms(),
             delivered_at_ms: None,
             finished_at_ms: None,
+            deliveries: 0,
+            stalled_reason: None,
         };
         fx.event("command_accepted", command_event_data(&cmd));
         self.commands.insert(id, cmd);
@@ -101,6 +103,7 @@ impl State {
         fx: &mut Fx,
     ) -> Result<Accepted, String> {
         let Resolved { target, note } = self.resolve(app)?;
+        let note = note.or_else(|| self.halted_note(&target, action));
         // EVE keeps one command per app: a new one replaces the old.
         if let Some(old) = self.open_app_command_for(&target.key()) {
             self.finish(old, Lifecycle::Superseded, now, fx);
@@ -152,7 +155,7 @@ impl State {
         self.commands.get(&id).map(|c| CancelledRef {
             id,
             timestamp: c.timestamp,
-            may_have_been_received: c.lifecycle == Lifecycle::Delivered,
+            may_have_been_received: c.lifecycle.was_delivered(),
         })
     }
 

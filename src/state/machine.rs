@@ -30,7 +30,15 @@ pub struct Meta {
     /// The last command timestamp ever issued (Unix ns).
     pub last_timestamp: u64,
     pub next_id: CommandId,
+    /// Wall clock of EVE's last request as last persisted (every [`LAST_SEEN_EVERY_MS`]), so
+    /// `last_seen` survives a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eve_last_seen_ms: Option<u64>,
 }
+
+/// How often a poll refreshes `last_seen` on `B/eve/state` (and on disk): EVE polls radio every
+/// 5 s and the rest every minute, so one update per poll would flood subscribers.
+pub const LAST_SEEN_EVERY_MS: u64 = 30_000;
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct State {
@@ -138,7 +146,7 @@ impl State {
         if !cmd.lifecycle.is_open() {
             return;
         }
-        let was_delivered = cmd.lifecycle == Lifecycle::Delivered;
+        let was_delivered = cmd.lifecycle.was_delivered();
         cmd.lifecycle = to;
         cmd.finished_at_ms = Some(now.unix_ms());
         let mut data = command_event_data(cmd);
@@ -161,6 +169,7 @@ impl State {
             fx.persist(Key::Command(id));
             fx.publish(publish_topic_for(cmd));
         }
+        self.count_delivery(id, now, fx);
     }
 
     /// Drops the oldest finished commands beyond the configured history.
@@ -183,11 +192,26 @@ impl State {
     fn touch_eve(&mut self, now: Now, fx: &mut Fx) {
         self.eve.last_seen_ms = Some(now.unix_ms());
         self.eve.last_seen_mono_ms = Some(now.mono_ms);
-        if !self.eve.online {
+        let came_online = !self.eve.online;
+        if came_online {
             self.eve.online = true;
             fx.event("eve_online", json!({}));
+        }
+        let due = self
+            .eve
+            .published_mono_ms
+            .is_none_or(|at| now.mono_ms.saturating_sub(at) >= LAST_SEEN_EVERY_MS);
+        if came_online || due {
+            self.eve.published_mono_ms = Some(now.mono_ms);
+            self.meta.eve_last_seen_ms = Some(now.unix_ms());
+            fx.persist(Key::Meta);
             fx.publish(StateTopic::Eve);
         }
+    }
+
+    /// EVE's last request (wall clock, Unix ms): this run's, else the last one persisted.
+    pub fn eve_last_seen_ms(&self) -> Option<u64> {
+        self.eve.last_seen_ms.or(self.meta.eve_last_seen_ms)
     }
 
     fn check_eve_offline(&mut self, now: Now, fx: &mut Fx) {
@@ -196,9 +220,10 @@ impl State {
         };
         if self.eve.online && now.mono_ms.saturating_sub(seen) > self.limits.eve_offline_after_ms {
             self.eve.online = false;
-            let last_seen = self.eve.last_seen_ms.map(super::model::rfc3339_ms);
+            let last_seen = self.eve_last_seen_ms().map(super::model::rfc3339_ms);
             fx.event("eve_offline", json!({ "last_seen": last_seen }));
             fx.publish(StateTopic::Eve);
+            self.stall_delivered(last_seen.as_deref().unwrap_or("never"), fx);
         }
     }
 
@@ -220,13 +245,14 @@ fn lifecycle_event(to: Lifecycle) -> &'static str {
     match to {
         Lifecycle::Accepted => "command_accepted",
         Lifecycle::Delivered => "command_delivered",
+        Lifecycle::Stalled => "command_stalled",
         Lifecycle::Completed => "command_completed",
         Lifecycle::Superseded => "command_superseded",
         Lifecycle::Cancelled => "command_cancelled",
     }
 }
 
-fn publish_topic_for(cmd: &Command) -> StateTopic {
+pub(super) fn publish_topic_for(cmd: &Command) -> StateTopic {
     match cmd.kind {
         super::model::CommandKind::App { .. } => StateTopic::Apps,
         super::model::CommandKind::Device { .. } => StateTopic::Device,

@@ -16,12 +16,14 @@ pub mod model;
 mod pending;
 mod reports;
 pub mod resolve;
+mod stall;
 #[cfg(test)]
 mod tests;
 
 pub use effect::{Effect, Endpoint, Event, Key, ReportKind, StateTopic};
 pub use input::{Accepted, AppCommandOut, CommandRef, EveRequest, Input, Intent, Reply};
-pub use machine::{apply, Applied, Limits, Meta, State};
+pub use machine::{apply, Applied, Limits, Meta, State, LAST_SEEN_EVERY_MS};
 pub use model::*;
 pub use pending::pending_endpoints;
 pub use reports::boot_order_name;
+pub use stall::{STALL_AFTER_DELIVERIES, STALL_MIN_SPAN_MS};

@@ -67,34 +67,47 @@ pub enum CommandKind {
 }
 
 /// accepted → delivered (EVE got it in a 200) → completed (EVE reported its timestamp);
-/// or superseded / cancelled before completion.
+/// or superseded / cancelled before completion. `stalled` is still open (still served, so it
+/// completes if EVE acts on it later) but no longer signalled: EVE received it several times
+/// over several polls without reporting it done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Lifecycle {
     Accepted,
     Delivered,
+    Stalled,
     Completed,
     Superseded,
     Cancelled,
 }
 
 impl Lifecycle {
-    pub const ALL: [Lifecycle; 5] = [
+    pub const ALL: [Lifecycle; 6] = [
         Lifecycle::Accepted,
         Lifecycle::Delivered,
+        Lifecycle::Stalled,
         Lifecycle::Completed,
         Lifecycle::Superseded,
         Lifecycle::Cancelled,
     ];
 
     pub fn is_open(self) -> bool {
-        matches!(self, Lifecycle::Accepted | Lifecycle::Delivered)
+        matches!(
+            self,
+            Lifecycle::Accepted | Lifecycle::Delivered | Lifecycle::Stalled
+        )
+    }
+
+    /// EVE has received it in a 200 and has not reported it done.
+    pub fn was_delivered(self) -> bool {
+        matches!(self, Lifecycle::Delivered | Lifecycle::Stalled)
     }
 
     pub fn name(self) -> &'static str {
         match self {
             Lifecycle::Accepted => "accepted",
             Lifecycle::Delivered => "delivered",
+            Lifecycle::Stalled => "stalled",
             Lifecycle::Completed => "completed",
             Lifecycle::Superseded => "superseded",
             Lifecycle::Cancelled => "cancelled",
@@ -119,6 +132,16 @@ pub struct Command {
     pub delivered_at_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub finished_at_ms: Option<u64>,
+    /// How many of EVE's requests were answered with it (for `stalled`).
+    #[serde(skip_serializing_if = "is_zero", default)]
+    pub deliveries: u32,
+    /// Why it is probably stuck, as far as the gateway can see; set with `stalled`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub stalled_reason: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A desired setting EVE treats as full state (radio, boot order, network).
@@ -147,7 +170,8 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct ProfileDesired {
     pub name: String,
-    /// EVE fetched this value in a 200.
+    /// EVE fetched this value in a 200. Not that it applied it: EVE reports no profile, and drops
+    /// an answer whose token differs from its `profile_server_token`.
     pub fetched: bool,
     pub set_at_ms: u64,
 }
@@ -269,6 +293,9 @@ pub struct EveLink {
     /// Monotonic ms of the last request (for the offline timer; not persisted meaningfully).
     #[serde(skip)]
     pub last_seen_mono_ms: Option<u64>,
+    /// Monotonic ms when `B/eve/state` last carried a fresh `last_seen` (its rate limit).
+    #[serde(skip)]
+    pub published_mono_ms: Option<u64>,
 }
 
 /// The current time as `apply` sees it: wall clock for timestamps, monotonic for timers.

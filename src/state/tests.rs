@@ -743,3 +743,183 @@ fn command_json_uses_string_timestamps() {
     let back: Command = serde_json::from_value(v).unwrap();
     assert_eq!(back, s.commands[&c.id]);
 }
+
+fn report_vision_halted(s: &mut State, vision_last: u64, at: u64) -> Applied {
+    eve(
+        s,
+        EveRequest::AppInfo {
+            apps: vec![AppReport {
+                id: VISION.into(),
+                name: "vision".into(),
+                last_cmd_timestamp: vision_last,
+                info: json!({ "name": "vision", "state": "HALTED" }),
+            }],
+        },
+        at,
+    )
+}
+
+fn stalled_event(a: &Applied) -> Option<&Event> {
+    a.effects.iter().find_map(|e| match e {
+        Effect::Event(ev) if ev.event == "command_stalled" => Some(ev),
+        _ => None,
+    })
+}
+
+#[test]
+fn command_eve_never_acts_on_stalls_after_three_deliveries_over_two_polls() {
+    let mut s = state();
+    report_apps(&mut s, 0, 0, 0);
+    let cmd = accepted(&restart(&mut s, "vision", 1)).command.unwrap();
+    report_apps(&mut s, 0, 0, 100);
+    report_apps(&mut s, 0, 0, 3_100);
+    assert_eq!(s.commands[&cmd.id].lifecycle, Lifecycle::Delivered);
+    assert_eq!(s.commands[&cmd.id].deliveries, 2);
+    let third = report_apps(&mut s, 0, 0, 100 + STALL_MIN_SPAN_MS);
+    let ev = stalled_event(&third).expect("command_stalled");
+    let reason = ev.data["stalled_reason"].as_str().unwrap();
+    assert!(reason.contains("profile_server_token"), "{reason}");
+    assert_eq!(ev.data["lifecycle"], "stalled");
+    assert!(third
+        .effects
+        .contains(&Effect::Persist(Key::Command(cmd.id))));
+    assert!(third.effects.contains(&Effect::Publish(StateTopic::Apps)));
+    // Still served (EVE may act on it once its token is fixed), no longer signalled.
+    assert_eq!(app_cmds(&third).len(), 1);
+    assert!(!pending_endpoints(&s).contains(&Endpoint::AppInfo));
+    let later = report_apps(&mut s, 0, 0, 20_000);
+    assert!(stalled_event(&later).is_none(), "reported once");
+    let done = report_apps(&mut s, cmd.timestamp, 0, 21_000);
+    assert!(events(&done).contains(&"command_completed"));
+    assert_eq!(s.commands[&cmd.id].lifecycle, Lifecycle::Completed);
+}
+
+#[test]
+fn a_burst_of_signalled_polls_is_not_a_stall() {
+    let mut s = state();
+    report_apps(&mut s, 0, 0, 0);
+    let cmd = accepted(&restart(&mut s, "vision", 1)).command.unwrap();
+    for at in [10, 20, 30, 40, 50] {
+        assert!(stalled_event(&report_apps(&mut s, 0, 0, at)).is_none());
+    }
+    assert_eq!(s.commands[&cmd.id].lifecycle, Lifecycle::Delivered);
+    assert_eq!(s.commands[&cmd.id].deliveries, 5);
+    assert!(pending_endpoints(&s).contains(&Endpoint::AppInfo));
+}
+
+#[test]
+fn restart_of_a_halted_app_says_so_at_acceptance_and_when_stalled() {
+    let mut s = state();
+    report_vision_halted(&mut s, 0, 0);
+    let acc = restart(&mut s, "vision", 1);
+    let note = accepted(&acc).note.clone().unwrap();
+    assert!(
+        note.contains("HALTED") && note.contains("profile"),
+        "{note}"
+    );
+    let purge = intent(
+        &mut s,
+        Intent::AppCommand {
+            app: "vision".into(),
+            action: AppAction::Purge,
+        },
+        2,
+    );
+    assert_eq!(accepted(&purge).note, None, "EVE purges a halted app");
+    let cmd = accepted(&restart(&mut s, "vision", 3)).command.unwrap();
+    for at in [10, 3_000] {
+        report_vision_halted(&mut s, 0, at);
+    }
+    let third = report_vision_halted(&mut s, 0, 10 + STALL_MIN_SPAN_MS);
+    let reason = stalled_event(&third).unwrap().data["stalled_reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        reason.contains("HALTED") && reason.contains("switch to a profile"),
+        "{reason}"
+    );
+    assert_eq!(
+        s.commands[&cmd.id].stalled_reason.as_deref(),
+        Some(reason.as_str())
+    );
+}
+
+#[test]
+fn once_eve_has_acted_the_reason_is_only_the_count() {
+    let mut s = state();
+    report_apps(&mut s, 0, 0, 0);
+    let first = accepted(&restart(&mut s, "logger", 1)).command.unwrap();
+    report_apps(&mut s, 0, first.timestamp, 2);
+    let cmd = accepted(&restart(&mut s, "vision", 3)).command.unwrap();
+    for at in [10, 3_000, 10 + STALL_MIN_SPAN_MS] {
+        report_apps(&mut s, 0, first.timestamp, at);
+    }
+    let c = &s.commands[&cmd.id];
+    assert_eq!(c.lifecycle, Lifecycle::Stalled);
+    assert_eq!(
+        c.stalled_reason.as_deref(),
+        Some("EVE received it 3 times without reporting it done")
+    );
+}
+
+#[test]
+fn device_command_stalls_and_cancel_says_eve_may_have_it() {
+    let mut s = state();
+    let cmd = accepted(&device(&mut s, DeviceAction::Reboot, 0))
+        .command
+        .unwrap();
+    for at in [10, 3_000, 10 + STALL_MIN_SPAN_MS] {
+        assert!(devinfo(&mut s, 0, at).is_some(), "still served");
+    }
+    assert_eq!(s.commands[&cmd.id].lifecycle, Lifecycle::Stalled);
+    assert!(!pending_endpoints(&s).contains(&Endpoint::DevInfo));
+    let cancel = intent(&mut s, Intent::CancelDevice { id: None }, 7_000);
+    assert!(accepted(&cancel).cancelled[0].may_have_been_received);
+}
+
+#[test]
+fn delivered_commands_stall_when_eve_stops_polling() {
+    let mut s = state();
+    report_apps(&mut s, 0, 0, 0);
+    let cmd = accepted(&restart(&mut s, "vision", 1)).command.unwrap();
+    report_apps(&mut s, 0, 0, 2);
+    let off = apply(&mut s, Input::Tick, now(10_003));
+    assert_eq!(events(&off), vec!["eve_offline", "command_stalled"]);
+    let reason = s.commands[&cmd.id].stalled_reason.clone().unwrap();
+    assert!(
+        reason.starts_with("EVE has not polled since 20"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn last_seen_is_published_and_persisted_at_most_every_interval_and_survives_a_restart() {
+    let mut s = state();
+    let eve_topic = |a: &Applied| a.effects.contains(&Effect::Publish(StateTopic::Eve));
+    let first = eve(&mut s, EveRequest::Signal, 0);
+    assert!(eve_topic(&first) && first.effects.contains(&Effect::Persist(Key::Meta)));
+    let soon = eve(&mut s, EveRequest::Signal, 5_000);
+    assert!(!eve_topic(&soon) && soon.effects.is_empty(), "rate-limited");
+    assert_eq!(
+        s.eve.last_seen_ms,
+        Some(now(5_000).unix_ms()),
+        "kept exact in memory"
+    );
+    let later = eve(&mut s, EveRequest::Signal, LAST_SEEN_EVERY_MS);
+    assert!(eve_topic(&later) && later.effects.contains(&Effect::Persist(Key::Meta)));
+    assert_eq!(
+        s.meta.eve_last_seen_ms,
+        Some(now(LAST_SEEN_EVERY_MS).unix_ms())
+    );
+    // A restart loads only what is persisted: Meta, not the link.
+    let restarted = State {
+        meta: s.meta.clone(),
+        ..state()
+    };
+    assert_eq!(
+        restarted.eve_last_seen_ms(),
+        Some(now(LAST_SEEN_EVERY_MS).unix_ms())
+    );
+    assert!(!restarted.eve.online);
+}

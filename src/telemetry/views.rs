@@ -39,7 +39,7 @@ pub fn command(cmd: &Command) -> Value {
 pub fn eve(state: &State) -> Value {
     json!({
         "state": if state.eve.online { "online" } else { "offline" },
-        "last_seen": state.eve.last_seen_ms.map(rfc3339_ms),
+        "last_seen": state.eve_last_seen_ms().map(rfc3339_ms),
     })
 }
 

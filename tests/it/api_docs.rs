@@ -341,6 +341,7 @@ fn lifecycle_event(l: Lifecycle) -> String {
     let name = match l {
         Lifecycle::Accepted => "accepted",
         Lifecycle::Delivered => "delivered",
+        Lifecycle::Stalled => "stalled",
         Lifecycle::Completed => "completed",
         Lifecycle::Superseded => "superseded",
         Lifecycle::Cancelled => "cancelled",
@@ -848,6 +849,22 @@ fn node_red_flow_is_wired_and_speaks_the_documented_api() {
         "lps/edge/events",
     ] {
         assert!(used.contains(needed), "the flow uses {needed}");
+    }
+    // The status under the EVE node is the word online/offline (the whole JSON would be cut off).
+    let eve_in = nodes
+        .iter()
+        .find(|n| n["type"] == "mqtt in" && n["topic"] == "lps/edge/eve/state")
+        .expect("the flow subscribes to lps/edge/eve/state");
+    assert_eq!(
+        eve_in["datatype"], "json",
+        "parsed, so payload.state exists"
+    );
+    for target in wires(eve_in) {
+        let status = by_id[target];
+        if status["type"] == "debug" && status["tostatus"] == true {
+            assert_eq!(status["statusType"], "msg");
+            assert_eq!(status["statusVal"], "payload.state");
+        }
     }
     // Credentials are never in an exported flow; the README says where to enter them.
     for n in nodes.iter().filter(|n| n["type"] == "mqtt-broker") {

@@ -279,6 +279,15 @@ async fn dashboard_drives_the_node_live() {
     let mut gw = TestGateway::start_with(|c| c.profiles = profiles()).await;
     let url = format!("http://{}/", gw.running().operator_addr.unwrap());
     let node = sim(&gw);
+    // A command from before the page opened: the Events card starts with the command log.
+    let earlier = reqwest::Client::new()
+        .post(format!("{url}api/device"))
+        .header("Content-Type", "application/json")
+        .body(r#"{"command":"collect_info"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(earlier.status(), 200);
     let gw = &mut gw;
     Browser::start()
         .await
@@ -288,6 +297,15 @@ async fn dashboard_drives_the_node_live() {
             js(&c, "(window.__noReload = 1)").await;
 
             loaded(&c).await;
+            let history = "[...document.querySelectorAll('#event-log li[data-history=true]')]\
+                           .map(l => l.textContent).find(t => t.includes('collect info') && t.includes('(rest)'))";
+            wait_js(&c, "the command log shown as history, with its source", history).await;
+            // No override yet: "not set", not "not yet fetched".
+            assert_eq!(text_of(&c, "#profile-fetched").await, "not set");
+            // Profile and node first, the apps after them.
+            let order = "[...document.querySelectorAll('main > section')].map(s => s.id).slice(0, 3).join()";
+            assert_eq!(js(&c, order).await, "profile-card,device-card,apps-card");
+
             restart_through_the_modal(&c).await;
             destructive_actions_need_a_named_confirmation(&c).await;
             boot_order_and_network(&c).await;
@@ -370,6 +388,11 @@ async fn restart_through_the_modal(c: &Client) {
             .contains("restart")
     );
     wait_app_state(c, "vision", "RUNNING").await;
+    let dots = format!(
+        "{}.querySelector('.steps').getAttribute('aria-label')",
+        app_field("vision", "command")
+    );
+    assert_eq!(js(c, &dots).await, "accepted ✓ → delivered ✓ → completed ✓");
     let logged = "['command_accepted', 'command_delivered', 'command_completed']\
                   .every(e => document.querySelector(`#event-log li[data-event=${e}]`))";
     wait_js(c, "the command's events in the log", logged).await;
@@ -438,6 +461,16 @@ async fn boot_order_and_network(c: &Client) {
     );
     wait_js(c, "logger boots from USB (LPS)", &boot).await;
 
+    // A placeholder, not a live example value that one click would submit.
+    assert_eq!(
+        js(c, "document.querySelector('#network-ports').value").await,
+        ""
+    );
+    let placeholder = js(c, "document.querySelector('#network-ports').placeholder").await;
+    assert!(
+        placeholder.as_str().unwrap().contains("<port>"),
+        "{placeholder}"
+    );
     let ports = c.find(Locator::Css("#network-ports")).await.unwrap();
     ports.clear().await.unwrap();
     ports
@@ -445,6 +478,13 @@ async fn boot_order_and_network(c: &Client) {
         .await
         .unwrap();
     click(c, "#network-apply").await;
+    let text = modal(c).await;
+    assert!(
+        text.contains("eth1") && text.contains("cut the node off"),
+        "{text}"
+    );
+    click(c, "#confirm-ok").await;
+    modal_closed(c).await;
     toast(c, "error", "ports[0]").await;
     ports.clear().await.unwrap();
     ports
@@ -452,6 +492,18 @@ async fn boot_order_and_network(c: &Client) {
         .await
         .unwrap();
     click(c, "#network-apply").await;
+    modal(c).await;
+    click(c, "#confirm-cancel").await;
+    modal_closed(c).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !text_of(c, "#network-desired").await.contains("pending"),
+        "cancel sends nothing"
+    );
+    click(c, "#network-apply").await;
+    modal(c).await;
+    click(c, "#confirm-ok").await;
+    modal_closed(c).await;
     toast(c, "ok", "Network override: accepted").await;
     let applied = "document.querySelector('#network-desired').textContent.includes('applied')";
     wait_js(c, "the network override applied", applied).await;
@@ -471,12 +523,42 @@ async fn switch_profile(c: &Client) {
         .await
         .unwrap();
     click(c, "#profile-apply").await;
+    let text = modal(c).await;
+    assert!(
+        text.contains("Switch to profile night?") && text.contains("halts every app"),
+        "the modal names the effect: {text}"
+    );
+    click(c, "#confirm-ok").await;
+    modal_closed(c).await;
     let desired = "document.querySelector('#profile-desired').textContent === 'night'";
     wait_js(c, "desired profile night", desired).await;
     let fetched = "document.querySelector('#profile-fetched').dataset.fetched === 'true'";
     wait_js(c, "EVE fetched night", fetched).await;
+    assert!(text_of(c, "#profile-fetched")
+        .await
+        .contains("not confirmed applied"));
     wait_app_state(c, "vision", "HALTED").await;
     wait_app_state(c, "trainer", "RUNNING").await;
+    // Halted by the profile: the row says why and offers no Restart.
+    let hint = format!("{}.textContent", app_field("vision", "state"));
+    let hint = wait_js(
+        c,
+        "the halted hint",
+        &format!("{hint}.includes('profile night') && {hint}"),
+    )
+    .await;
+    assert!(
+        hint.as_str().unwrap().contains("does not restart"),
+        "{hint}"
+    );
+    assert_eq!(
+        js(
+            c,
+            r#"document.querySelector('tr[data-app="vision"] [data-action="restart"]').hidden"#
+        )
+        .await,
+        true
+    );
     full_shot(c, "dashboard-night").await;
 }
 
@@ -541,6 +623,13 @@ async fn dashboard_asks_for_the_token() {
             let kept = js(&c, "localStorage.getItem('lps-bridge.operator-token')").await;
             assert_eq!(kept, "s3cret-token");
             click(&c, r##"#radio-card [data-action="radio-on"]"##).await;
+            let text = modal(&c).await;
+            assert!(
+                text.contains("unreachable"),
+                "the modal names the effect: {text}"
+            );
+            click(&c, "#confirm-ok").await;
+            modal_closed(&c).await;
             toast(&c, "ok", "Radio silence on: accepted").await;
             let applied =
                 "document.querySelector('#radio-desired').textContent.includes('applied')";

@@ -1,8 +1,9 @@
 // lps-bridge dashboard. Plain browser JavaScript, no build step and no dependencies: it is
 // compiled into the gateway binary and must work on a plant network with no internet.
 //
-// Data flow: one GET /api/state at load, then Server-Sent Events from /api/events carry the full
-// state (`state`) after every change and each B/events message (`event`). Every mutation is a
+// Data flow: one GET /api/state at load (and the command log, GET /api/commands, as the first
+// entries of the Events card), then Server-Sent Events from /api/events carry the full state
+// (`state`) after changes (a burst coalesced into one) and each B/events message (`event`). Every mutation is a
 // POST whose JSON reply is shown to the operator, errors included.
 'use strict';
 
@@ -372,11 +373,18 @@ function commandTime(cmd) {
   return cmd.finished_at_ms || cmd.delivered_at_ms || cmd.accepted_at_ms;
 }
 
-const OPEN = new Set(['accepted', 'delivered']);
+const OPEN = new Set(['accepted', 'delivered', 'stalled']);
 
 function lifecycleKind(lc) {
-  return { accepted: 'busy', delivered: 'busy', completed: 'ok', superseded: 'idle', cancelled: 'idle' }[lc] || 'idle';
+  return { accepted: 'busy', delivered: 'busy', stalled: 'err', completed: 'ok', superseded: 'idle', cancelled: 'idle' }[lc] || 'idle';
 }
+
+const STEPS = ['accepted', 'delivered', 'completed'];
+const STEP_HELP = {
+  accepted: 'accepted: on the gateway\'s disk',
+  delivered: 'delivered: EVE received it',
+  completed: 'completed: EVE reported it done',
+};
 
 // The command cell: action, lifecycle chip, and the accepted → delivered → completed steps.
 function fillCommand(cell, cmd) {
@@ -385,14 +393,17 @@ function fillCommand(cell, cmd) {
     fill(cell, h('span', { class: 'muted' }, 'none'));
     return;
   }
-  const reached = { accepted: 1, delivered: 2, completed: 3 }[cmd.lifecycle] || 0;
-  const steps = h('span', { class: 'steps', ariaHidden: 'true' },
-    ['accepted', 'delivered', 'completed'].map((s, i) => h('span', { class: i < reached ? 'step done' : 'step' })));
+  const reached = { accepted: 1, delivered: 2, stalled: 2, completed: 3 }[cmd.lifecycle] || 0;
+  // Labelled dots: each says which step it is and whether it was reached.
+  const label = STEPS.map((s, i) => `${s} ${i < reached ? '✓' : '…'}`).join(' → ');
+  const steps = h('span', { class: 'steps', role: 'img', ariaLabel: label, title: label },
+    STEPS.map((s, i) => h('span', { class: i < reached ? 'step done' : 'step', title: STEP_HELP[s], dataStep: s })));
   fill(cell,
     h('span', { class: 'cmd-name' }, commandSummary(cmd)), ' ',
     chip(cmd.lifecycle, lifecycleKind(cmd.lifecycle), { dataField: 'lifecycle' }), ' ',
     reached ? steps : null,
     h('span', { class: 'muted small cmd-time', title: `source: ${cmd.source}` }, fmtClock(commandTime(cmd))),
+    cmd.stalled_reason ? h('div', { class: 'bad small', dataField: 'stalled-reason' }, cmd.stalled_reason) : null,
   );
 }
 
@@ -415,8 +426,12 @@ function renderDevice(dev) {
 function renderProfile(p) {
   setText('profile-desired', p.desired ? p.desired : "none (the controller's global profile applies)");
   const fetched = $('#profile-fetched');
+  const set = !!p.set_at;
   fetched.dataset.fetched = String(!!p.fetched);
-  fetched.replaceChildren(p.fetched ? chip('yes, fetched', 'ok') : chip('not yet', 'busy'));
+  fetched.dataset.set = String(set);
+  // "Fetched" is all the gateway can see: EVE reports no profile, and drops answers with a wrong token.
+  fetched.replaceChildren(!set ? h('span', { class: 'muted' }, 'not set')
+    : p.fetched ? chip('fetched (not confirmed applied)', 'ok') : chip('not yet', 'busy'));
   setText('profile-set-at', p.set_at ? fmtTime(p.set_at) : null);
   // EVE never reports the profile it runs: the device card shows the override and its fetch.
   fill($('#device-profile'), p.desired ? [p.desired, ' ', p.fetched ? chip('fetched', 'ok') : chip('not fetched yet', 'busy')]
@@ -476,6 +491,14 @@ function updateAppRow(row, app) {
   fill(f('boot'),
     h('span', {}, order), src ? h('span', { class: 'muted small' }, ` ${src}`) : null,
     desired ? h('div', { class: 'small' }, `override: ${desired}${desired !== order ? ' (pending)' : ''}`) : null);
+  // A HALTED app was stopped by the profile (or shut down): EVE ignores a restart, so say why
+  // instead of offering one.
+  const halted = app.state === 'HALTED';
+  const profile = current && current.profile && current.profile.desired;
+  const hint = f('state').querySelector('.halted-hint') || h('div', { class: 'muted small halted-hint' });
+  hint.textContent = halted ? `stopped by ${profile ? `profile ${profile}` : 'the active profile or a shutdown'}: EVE does not restart a halted app; switch profile to run it` : '';
+  if (halted) f('state').append(hint);
+  row.querySelector('[data-action="restart"]').hidden = halted;
   fillCommand(f('command'), app.command);
   const open = app.command && OPEN.has(app.command.lifecycle);
   row.querySelector('[data-action="cancel"]').hidden = !open;
@@ -620,11 +643,11 @@ function renderLocation(loc) {
 // ---------------------------------------------------------------------------------------------
 // Event log (B/events messages as they arrive)
 
-const BAD_EVENTS = new Set(['radio_failed', 'network_rejected', 'rule_failed', 'eve_offline', 'command_cancelled', 'store_failed']);
+const BAD_EVENTS = new Set(['radio_failed', 'network_rejected', 'rule_failed', 'eve_offline', 'command_cancelled', 'command_stalled', 'store_failed']);
 
 function eventSummary(e) {
   const app = e.app ? e.app.name || e.app.id : null;
-  if (e.event.startsWith('command_')) return `${pretty(e.action)} ${app || 'device'} #${e.id}${e.source ? ` (${e.source})` : ''}`;
+  if (e.event.startsWith('command_')) return `${pretty(e.action)} ${app || 'device'} #${e.id}${e.source ? ` (${e.source})` : ''}${e.stalled_reason ? `: ${e.stalled_reason}` : ''}`;
   if ('profile' in e) return `profile "${e.profile}"${e.profile === '' ? ' (cleared)' : ''}`;
   if ('radio_silence' in e) return `radio silence ${e.radio_silence ? 'on' : 'off'}${e.error ? `: ${e.error}` : ''}`;
   if (e.event.startsWith('boot_order')) {
@@ -639,15 +662,30 @@ function eventSummary(e) {
   return Object.keys(rest).length ? JSON.stringify(rest).slice(0, 160) : '';
 }
 
-function logEvent(e) {
+// `history`: an entry from the command log at load, appended below the live ones.
+function logEvent(e, history) {
   const list = $('#event-log');
   const kind = BAD_EVENTS.has(e.event) ? 'err' : e.event.endsWith('completed') || e.event.endsWith('applied') || e.event === 'eve_online' ? 'ok' : 'idle';
-  list.prepend(h('li', { dataEvent: e.event },
+  list[history ? 'append' : 'prepend'](h('li', { dataEvent: e.event, dataHistory: history ? 'true' : null },
     h('time', { class: 'muted mono small', dateTime: e.at || '' }, fmtClock(e.at)),
     chip(e.event.replace(/_/g, ' '), kind),
     h('span', { class: 'event-text' }, eventSummary(e))));
   while (list.children.length > EVENT_LOG_MAX) list.lastElementChild.remove();
   $('#event-empty').hidden = true;
+}
+
+// The command log as history: each command's latest step, newest first, with its source.
+async function loadHistory() {
+  try {
+    const { body } = await api('GET', `/api/commands?limit=${EVENT_LOG_MAX}`, undefined, { auto: true });
+    if (!Array.isArray(body) || $('#event-log').children.length) return;
+    for (const cmd of body) {
+      const at = cmd.finished_at_ms || cmd.delivered_at_ms || cmd.accepted_at_ms;
+      logEvent({ ...cmd, event: `command_${cmd.lifecycle}`, at: at ? new Date(at).toISOString() : '' }, true);
+    }
+  } catch (_) {
+    // Unreachable: the gateway banner says so; live events still arrive once it is back.
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -700,7 +738,10 @@ document.addEventListener('click', async (e) => {
     await act('Cancel device commands', '/api/device', { cancel: true }, button);
   } else if (action === 'radio-on' || action === 'radio-off') {
     const on = action === 'radio-on';
-    await act(`Radio silence ${on ? 'on' : 'off'}`, '/api/radio', { radio_silence: on }, button);
+    const ok = await confirmAction(on
+      ? { title: 'Turn radio silence on?', text: `EVE switches off every radio (cellular modems, Wi-Fi) of ${deviceName()}. A node reached only by radio becomes unreachable until radio silence is turned off locally.`, ok: 'Radio silence on' }
+      : { title: 'Turn radio silence off?', text: `EVE switches the radios of ${deviceName()} on again: the node transmits and may connect over cellular or Wi-Fi.`, ok: 'Radio silence off', danger: false });
+    if (ok) await act(`Radio silence ${on ? 'on' : 'off'}`, '/api/radio', { radio_silence: on }, button);
   }
 });
 
@@ -721,10 +762,24 @@ $('#profile-form').addEventListener('submit', async (e) => {
     toast('error', 'Choose a profile or type its name (use "Clear override" to remove the local profile).');
     return;
   }
+  const ok = await confirmAction({
+    title: `Switch to profile ${profile}?`,
+    text: `EVE halts every app whose profile list does not include ${profile} and starts those that do (apps with no profile list keep running).`,
+    ok: `Switch to ${profile}`,
+  });
+  if (!ok) return;
   if (await act(`Switch profile to ${profile}`, '/api/profile', { profile }, $('#profile-apply'))) $('#profile-custom').value = '';
 });
 
-$('#profile-clear').addEventListener('click', (e) => act('Clear profile override', '/api/profile', { profile: '' }, e.currentTarget));
+$('#profile-clear').addEventListener('click', async (e) => {
+  const button = e.currentTarget;
+  const ok = await confirmAction({
+    title: 'Clear the local profile?',
+    text: "EVE goes back to the controller's global profile: apps are halted or started to match it.",
+    ok: 'Clear override',
+  });
+  if (ok) await act('Clear profile override', '/api/profile', { profile: '' }, button);
+});
 
 $('#profile-select').addEventListener('change', showProfileDescription);
 
@@ -763,10 +818,24 @@ $('#network-form').addEventListener('submit', async (e) => {
   }
   // Accept the array alone or the whole {"ports":[...]} body.
   const body = Array.isArray(ports) ? { ports } : ports;
-  await act('Network override', '/api/network', body, $('#network-apply'));
+  const labels = ((body && body.ports) || []).map((p) => p && p.logical_label).filter(Boolean).join(', ') || 'the listed ports';
+  const ok = await confirmAction({
+    title: `Override the network config of ${labels}?`,
+    text: `EVE replaces the controller's config of ${labels} with this one. A wrong address or gateway can cut the node off the network (and off this gateway) until it is reverted.`,
+    ok: 'Submit override',
+  });
+  if (ok) await act('Network override', '/api/network', body, $('#network-apply'));
 });
 
-$('#network-revert').addEventListener('click', (e) => act('Revert network to the controller', '/api/network', { ports: [] }, e.currentTarget));
+$('#network-revert').addEventListener('click', async (e) => {
+  const button = e.currentTarget;
+  const ok = await confirmAction({
+    title: "Revert to the controller's network config?",
+    text: "EVE drops every local port override and uses the controller's network config again.",
+    ok: 'Revert network',
+  });
+  if (ok) await act('Revert network to the controller', '/api/network', { ports: [] }, button);
+});
 
 // Relative times ("12 s ago") age between updates.
 setInterval(() => {
@@ -786,6 +855,7 @@ async function start() {
     setGateway('offline', 'Cannot reach lps-bridge; reconnecting…');
   }
   await loadProfiles();
+  await loadHistory();
   connectEvents();
 }
 
