@@ -31,3 +31,6 @@ mod rules;
 mod signal_stream;
 mod store_faults;
 mod wire_vectors;
+mod last_seen;
+mod stalled;
+mod state_guard;

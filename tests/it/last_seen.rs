@@ -1,6 +1,6 @@
 //! `B/eve/state.last_seen`: the time of EVE's last request, kept across a gateway restart.
 
-mod common;
+use crate::common;
 
 use common::mqtt::Probe;
 use common::*;

@@ -1,6 +1,6 @@
 //! A client overwriting a retained state topic of the gateway: noticed, counted, re-asserted.
 
-mod common;
+use crate::common;
 
 use common::mqtt::Probe;
 use common::*;

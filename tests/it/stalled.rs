@@ -1,7 +1,7 @@
 //! End to end with the simulator: commands EVE never finishes become `stalled`, with the reason
 //! the gateway can see, on MQTT, REST and metrics.
 
-mod common;
+use crate::common;
 
 use common::mqtt::Probe;
 use common::*;
