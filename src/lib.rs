@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod mqtt;
 pub mod operator;
 pub mod rules;
+pub mod schedule;
 pub mod simulator;
 pub mod state;
 pub mod store;

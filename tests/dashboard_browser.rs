@@ -258,10 +258,12 @@ fn profiles() -> Vec<ProfileEntry> {
         ProfileEntry {
             name: "day".into(),
             description: "Vision inspection owns the GPU".into(),
+            apps: None,
         },
         ProfileEntry {
             name: "night".into(),
             description: "Model training runs overnight".into(),
+            apps: None,
         },
     ]
 }

@@ -63,6 +63,14 @@ pub(super) fn validate(config: Config) -> Result<Settings, ConfigError> {
     crate::mqtt::auth::Users::new(&config.mqtt.users)
         .map_err(|reason| invalid("mqtt.users", reason))?;
     crate::rules::compile(&config.rules).map_err(|e| invalid("rules", e.to_string()))?;
+    crate::schedule::compile(&config.schedules).map_err(|e| invalid("schedules", e))?;
+    let switch = &config.profile_switch;
+    if switch.quiet_period.is_zero() || switch.timeout <= switch.quiet_period {
+        return Err(invalid(
+            "profile_switch",
+            "quiet_period must be longer than 0s and timeout longer than quiet_period, e.g. quiet_period = \"30s\", timeout = \"10m\"",
+        ));
+    }
     if let Some(external) = &config.mqtt.external {
         crate::mqtt::external::check(external).map_err(|e| match e {
             crate::mqtt::external::ExternalError::Invalid { key, reason } => invalid(key, reason),
