@@ -68,6 +68,15 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let limits = Limits {
         eve_offline_after_ms: config.lps.eve_offline_after.as_millis() as u64,
         keep_finished_commands: config.store.keep_finished_commands,
+        settle_quiet_ms: config.profile_switch.quiet_period.as_millis() as u64,
+        settle_timeout_ms: config.profile_switch.timeout.as_millis() as u64,
+        profile_apps: Arc::new(
+            config
+                .profiles
+                .iter()
+                .filter_map(|p| p.apps.clone().map(|apps| (p.name.clone(), apps)))
+                .collect(),
+        ),
     };
     let (store, store_task) = store::start(&config.store.dir, limits, store_stop.clone())
         .with_context(|| format!("cannot open the store in {}", config.store.dir.display()))?;

@@ -16,6 +16,7 @@ pub mod model;
 mod pending;
 mod reports;
 pub mod resolve;
+pub mod settle;
 #[cfg(test)]
 mod tests;
 
