@@ -263,7 +263,7 @@ fn profiles() -> Vec<ProfileEntry> {
         ProfileEntry {
             name: "night".into(),
             description: "Model training runs overnight".into(),
-            apps: None,
+            apps: Some(vec!["trainer".into(), "logger".into()]),
         },
     ]
 }
@@ -278,7 +278,17 @@ fn sim(gw: &TestGateway) -> SimHandle {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium + chromedriver (CI extra step)"]
 async fn dashboard_drives_the_node_live() {
-    let mut gw = TestGateway::start_with(|c| c.profiles = profiles()).await;
+    let mut gw = TestGateway::start_with(|c| {
+        c.profiles = profiles();
+        c.profile_switch.quiet_period = std::time::Duration::from_millis(300);
+        // A schedule that does not fire here (one-shot actions are not replayed at start).
+        c.schedules = lps_bridge::config::Config::from_toml(
+            "[[schedules]]\nname = \"new year\"\ncron = \"0 0 1 1 *\"\ntimezone = \"UTC\"\naction = { radio_silence = false }\n",
+        )
+        .unwrap()
+        .schedules;
+    })
+    .await;
     let url = format!("http://{}/", gw.running().operator_addr.unwrap());
     let node = sim(&gw);
     let gw = &mut gw;
@@ -472,6 +482,26 @@ async fn switch_profile(c: &Client) {
         .select_by_value("night")
         .await
         .unwrap();
+    // [[profiles]] apps for night: the preview says what the switch will do.
+    let preview = "document.querySelector('#profile-preview').textContent";
+    let text = wait_js(
+        c,
+        "the switch preview",
+        &format!("{preview}.includes('will') && {preview}"),
+    )
+    .await;
+    assert_eq!(
+        text.as_str().unwrap(),
+        "Switching to night will halt vision."
+    );
+    let schedules = "document.querySelector('#profile-schedules').textContent";
+    let text = wait_js(
+        c,
+        "the schedules listed",
+        &format!("{schedules}.includes('next') && {schedules}"),
+    )
+    .await;
+    assert!(text.as_str().unwrap().contains("new year: next "), "{text}");
     click(c, "#profile-apply").await;
     let desired = "document.querySelector('#profile-desired').textContent === 'night'";
     wait_js(c, "desired profile night", desired).await;
@@ -479,6 +509,13 @@ async fn switch_profile(c: &Client) {
     wait_js(c, "EVE fetched night", fetched).await;
     wait_app_state(c, "vision", "HALTED").await;
     wait_app_state(c, "trainer", "RUNNING").await;
+    let settled = "document.querySelector('#profile-switch').dataset.status === 'settled'";
+    wait_js(c, "the switch settled", settled).await;
+    let outcome = text_of(c, "#profile-switch").await;
+    assert!(
+        outcome.contains("halted vision") && outcome.contains("as configured"),
+        "{outcome}"
+    );
     full_shot(c, "dashboard-night").await;
 }
 
