@@ -235,4 +235,35 @@ mod tests {
         let c = Config::from_toml("[lps]\ndisabled_endpoints = [\"nope\"]\n").unwrap();
         assert!(c.validate().unwrap_err().to_string().contains("nope"));
     }
+
+    #[test]
+    fn schedules_and_profile_switch_are_checked_and_printed() {
+        let text = "[profile_switch]\nquiet_period = \"5s\"\ntimeout = \"1m\"\n\n[[profiles]]\nname = \"night\"\napps = [\"gpu-trainer\"]\n\n[[schedules]]\nname = \"night shift\"\ncron = \"0 22 * * 1-5\"\ntimezone = \"Europe/Berlin\"\nprofile = \"night\"\n";
+        let c = Config::from_toml(text).unwrap();
+        assert_eq!(c.profile_switch.quiet_period.as_secs(), 5);
+        assert_eq!(
+            c.profiles[0].apps.as_deref(),
+            Some(&["gpu-trainer".to_string()][..])
+        );
+        let shown = c.to_redacted_toml();
+        assert!(
+            shown.contains("[[schedules]]")
+                && shown.contains("[profile_switch]")
+                && shown.contains("apps = ["),
+            "{shown}"
+        );
+        c.validate().unwrap();
+        let err = Config::from_toml(
+            "[[schedules]]\nname = \"x\"\ncron = \"0 22 * * 1-5\"\nprofile = \"n\"\nprofiel = 1\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("profiel"), "{err}");
+        let c = Config::from_toml("[profile_switch]\nquiet_period = \"1m\"\ntimeout = \"30s\"\n")
+            .unwrap();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("profile_switch"));
+    }
 }

@@ -671,11 +671,14 @@ function renderLocation(loc) {
 // ---------------------------------------------------------------------------------------------
 // Event log (B/events messages as they arrive)
 
-const BAD_EVENTS = new Set(['radio_failed', 'network_rejected', 'rule_failed', 'eve_offline', 'command_cancelled', 'store_failed']);
+const BAD_EVENTS = new Set(['radio_failed', 'network_rejected', 'rule_failed', 'eve_offline', 'command_cancelled', 'store_failed', 'schedule_failed', 'profile_unsettled']);
 
 function eventSummary(e) {
   const app = e.app ? e.app.name || e.app.id : null;
   if (e.event.startsWith('command_')) return `${pretty(e.action)} ${app || 'device'} #${e.id}${e.source ? ` (${e.source})` : ''}`;
+  if (e.schedule) return `${e.schedule} (${e.entry}${e.missed ? ', missed' : ''})${e.error ? `: ${e.error}` : ''}`;
+  if (e.event === 'profile_settled') return `profile "${e.profile}" settled${(e.started || []).length ? `, started ${e.started.join(', ')}` : ''}${(e.halted || []).length ? `, halted ${e.halted.join(', ')}` : ''}${e.matches === false ? ' (differs from [[profiles]] apps)' : ''}`;
+  if (e.event === 'profile_unsettled') return `profile "${e.profile}" not settled: ${(e.in_transition || []).map((a) => `${a.app} ${a.state}`).join(', ')}`;
   if ('profile' in e) return `profile "${e.profile}"${e.profile === '' ? ' (cleared)' : ''}`;
   if ('radio_silence' in e) return `radio silence ${e.radio_silence ? 'on' : 'off'}${e.error ? `: ${e.error}` : ''}`;
   if (e.event.startsWith('boot_order')) {
