@@ -62,11 +62,21 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let config = &settings.config;
     // Bad rules are refused before anything binds (check-config runs the same check).
     let rules = crate::rules::compile(&config.rules)?;
+    let schedules = crate::schedule::compile(&config.schedules).map_err(anyhow::Error::msg)?;
     let shutdown = CancellationToken::new();
     let store_stop = CancellationToken::new();
     let limits = Limits {
         eve_offline_after_ms: config.lps.eve_offline_after.as_millis() as u64,
         keep_finished_commands: config.store.keep_finished_commands,
+        settle_quiet_ms: config.profile_switch.quiet_period.as_millis() as u64,
+        settle_timeout_ms: config.profile_switch.timeout.as_millis() as u64,
+        profile_apps: Arc::new(
+            config
+                .profiles
+                .iter()
+                .filter_map(|p| p.apps.clone().map(|apps| (p.name.clone(), apps)))
+                .collect(),
+        ),
     };
     let (store, store_task) = store::start(&config.store.dir, limits, store_stop.clone())
         .with_context(|| format!("cannot open the store in {}", config.store.dir.display()))?;
@@ -140,6 +150,23 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         rule_route,
         metrics.clone(),
     ));
+    let board = if schedules.is_empty() {
+        crate::schedule::Board::fixed(&[])
+    } else {
+        let (board, task) = crate::schedule::spawn(
+            crate::schedule::Planner::new(schedules),
+            store.clone(),
+            publisher.clone(),
+            topics.topic("schedules"),
+            crate::schedule::system_clock(),
+            crate::schedule::POLL_EVERY,
+            shutdown.clone(),
+        );
+        servers.spawn(async move {
+            let _ = task.await;
+        });
+        board
+    };
     let external_broker = external.is_some();
     if let Some(external) = external {
         // Stopping waits for the retained offline state and DISCONNECT (a few seconds at most).
@@ -196,6 +223,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             metrics: metrics.clone(),
             publisher: publisher.clone(),
             profiles: Arc::new(config.profiles.clone()),
+            schedules: board,
             token,
             protect_reads: config.operator.protect_reads,
             shutdown: shutdown.clone(),

@@ -60,10 +60,12 @@ pub fn config(base: Option<Config>, data_dir: Option<PathBuf>) -> Config {
             ProfileEntry {
                 name: "day".into(),
                 description: "Vision inspection owns the GPU".into(),
+                apps: None,
             },
             ProfileEntry {
                 name: "night".into(),
                 description: "Model training owns the GPU".into(),
+                apps: None,
             },
         ];
     }

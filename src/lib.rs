@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod mqtt;
 pub mod operator;
 pub mod rules;
+pub mod schedule;
 #[cfg(feature = "simulator")]
 pub use eve_sim as simulator;
 pub mod state;

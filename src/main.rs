@@ -225,7 +225,11 @@ fn main() -> ExitCode {
             }
         }
         Command::CheckConfig { file } => match load(Some(&file)) {
-            Ok(_) => {
+            Ok(settings) => {
+                print!(
+                    "{}",
+                    lps_bridge::schedule::describe(&settings.config.schedules)
+                );
                 println!("{}: ok", file.display());
                 ExitCode::SUCCESS
             }

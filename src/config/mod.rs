@@ -4,7 +4,10 @@
 mod plant;
 mod validate;
 
-pub use plant::{ActionConfig, ExternalBroker, MqttTls, MqttUser, RuleConfig};
+pub use plant::{
+    ActionConfig, ExternalBroker, MqttTls, MqttUser, ProfileSwitchConfig, RuleConfig,
+    ScheduleConfig,
+};
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -34,6 +37,10 @@ pub struct Config {
     pub rules: Vec<RuleConfig>,
     /// More files of `[[rules]]`, relative to this config file's directory.
     pub rule_files: Vec<PathBuf>,
+    /// Profile schedules (cron entries that set a profile or run a rule action).
+    pub schedules: Vec<ScheduleConfig>,
+    /// How the outcome of a profile switch is judged (`profile_settled` / `profile_unsettled`).
+    pub profile_switch: ProfileSwitchConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -115,6 +122,10 @@ pub struct ProfileEntry {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// The apps this profile runs, as EVE's controller has it (a mirror, optional): the
+    /// dashboard previews a switch and `profile_settled` says whether the result matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apps: Option<Vec<String>>,
 }
 
 impl Default for LpsConfig {

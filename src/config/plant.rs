@@ -114,3 +114,44 @@ pub struct MqttTls {
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
 }
+
+/// One profile schedule (`[[schedules]]`): a 5-field cron entry in a time zone that sets a
+/// profile, or does a bridge-rule action.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    pub name: String,
+    /// minute hour day-of-month month day-of-week
+    pub cron: String,
+    /// An IANA zone name; none = the box's local zone (UTC if it has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// Shorthand for `action = { profile = "..." }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<ActionConfig>,
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+}
+
+/// `[profile_switch]`: when the apps count as settled after EVE fetched a new profile.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProfileSwitchConfig {
+    /// No app in a transitional state (BOOTING, HALTING, ...) and no state change for this long.
+    #[serde(with = "humantime_serde")]
+    pub quiet_period: Duration,
+    /// Still not settled this long after EVE fetched the profile: `profile_unsettled`.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for ProfileSwitchConfig {
+    fn default() -> Self {
+        ProfileSwitchConfig {
+            quiet_period: Duration::from_secs(30),
+            timeout: Duration::from_secs(600),
+        }
+    }
+}

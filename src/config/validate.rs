@@ -63,6 +63,14 @@ pub(super) fn validate(config: Config) -> Result<Settings, ConfigError> {
     crate::mqtt::auth::Users::new(&config.mqtt.users)
         .map_err(|reason| invalid("mqtt.users", reason))?;
     crate::rules::compile(&config.rules).map_err(|e| invalid("rules", e.to_string()))?;
+    crate::schedule::compile(&config.schedules).map_err(|e| invalid("schedules", e))?;
+    let switch = &config.profile_switch;
+    if switch.quiet_period.is_zero() || switch.timeout <= switch.quiet_period {
+        return Err(invalid(
+            "profile_switch",
+            "quiet_period must be longer than 0s and timeout longer than quiet_period, e.g. quiet_period = \"30s\", timeout = \"10m\"",
+        ));
+    }
     if let Some(external) = &config.mqtt.external {
         crate::mqtt::external::check(external).map_err(|e| match e {
             crate::mqtt::external::ExternalError::Invalid { key, reason } => invalid(key, reason),
@@ -226,5 +234,36 @@ mod tests {
         assert_eq!(c.lps.eve_offline_after.as_secs(), 120);
         let c = Config::from_toml("[lps]\ndisabled_endpoints = [\"nope\"]\n").unwrap();
         assert!(c.validate().unwrap_err().to_string().contains("nope"));
+    }
+
+    #[test]
+    fn schedules_and_profile_switch_are_checked_and_printed() {
+        let text = "[profile_switch]\nquiet_period = \"5s\"\ntimeout = \"1m\"\n\n[[profiles]]\nname = \"night\"\napps = [\"gpu-trainer\"]\n\n[[schedules]]\nname = \"night shift\"\ncron = \"0 22 * * 1-5\"\ntimezone = \"Europe/Berlin\"\nprofile = \"night\"\n";
+        let c = Config::from_toml(text).unwrap();
+        assert_eq!(c.profile_switch.quiet_period.as_secs(), 5);
+        assert_eq!(
+            c.profiles[0].apps.as_deref(),
+            Some(&["gpu-trainer".to_string()][..])
+        );
+        let shown = c.to_redacted_toml();
+        assert!(
+            shown.contains("[[schedules]]")
+                && shown.contains("[profile_switch]")
+                && shown.contains("apps = ["),
+            "{shown}"
+        );
+        c.validate().unwrap();
+        let err = Config::from_toml(
+            "[[schedules]]\nname = \"x\"\ncron = \"0 22 * * 1-5\"\nprofile = \"n\"\nprofiel = 1\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("profiel"), "{err}");
+        let c = Config::from_toml("[profile_switch]\nquiet_period = \"1m\"\ntimeout = \"30s\"\n")
+            .unwrap();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("profile_switch"));
     }
 }

@@ -74,6 +74,11 @@ pub async fn get_profiles(State(s): State<OperatorState>) -> Json<Value> {
     Json(json!(s.profiles.as_slice()))
 }
 
+/// Each schedule with its next firing and its last outcome (the same JSON as `B/schedules`).
+pub async fn get_schedules(State(s): State<OperatorState>) -> Json<Value> {
+    Json((*s.schedules.current()).clone())
+}
+
 pub async fn get_radio(State(s): State<OperatorState>) -> Json<Value> {
     Json(views::radio(&s.store.snapshot()))
 }

@@ -2,7 +2,7 @@
 //! Server-Sent Events, Prometheus metrics and health checks.
 //!
 //! - `GET /` and `/assets/*`: the dashboard (served from the binary)
-//! - `GET /api/state` and `/api/{eve,device,apps,apps/{app},profile,profiles,radio,network,location,commands,commands/{id}}`
+//! - `GET /api/state` and `/api/{eve,device,apps,apps/{app},profile,profiles,schedules,radio,network,location,commands,commands/{id}}`
 //! - `POST /api/{profile,apps/{app},device,radio,network}`: the same bodies and errors as the MQTT command topics
 //! - `GET /api/events`: SSE (`event` for `B/events` messages, `state` for the full state on change)
 //! - `GET /api/openapi.json`, `GET /metrics`, `GET /healthz`, `GET /readyz`
@@ -32,6 +32,8 @@ pub struct OperatorState {
     pub metrics: Arc<Metrics>,
     pub publisher: crate::mqtt::Publisher,
     pub profiles: Arc<Vec<ProfileEntry>>,
+    /// The schedules and their next firings (`GET /api/schedules`).
+    pub schedules: crate::schedule::Board,
     pub token: Option<Arc<str>>,
     pub protect_reads: bool,
     pub shutdown: CancellationToken,
@@ -50,6 +52,7 @@ pub fn router(state: OperatorState) -> Router {
         .route("/api/apps/{app}", get(api::get_app))
         .route("/api/profile", get(api::get_profile))
         .route("/api/profiles", get(api::get_profiles))
+        .route("/api/schedules", get(api::get_schedules))
         .route("/api/radio", get(api::get_radio))
         .route("/api/network", get(api::get_network))
         .route("/api/location", get(api::get_location))
@@ -93,6 +96,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/apps/{app}"),
     ("get", "/api/profile"),
     ("get", "/api/profiles"),
+    ("get", "/api/schedules"),
     ("get", "/api/radio"),
     ("get", "/api/network"),
     ("get", "/api/location"),

@@ -78,6 +78,7 @@ impl State {
         desired.name = profile.clone();
         desired.fetched = false;
         desired.set_at_ms = now.unix_ms();
+        self.cancel_settle();
         fx.event(
             "profile_set",
             json!({ "profile": profile, "source": source }),

@@ -8,10 +8,16 @@ use serde_json::json;
 use std::collections::BTreeMap;
 
 /// Limits `apply` needs; set from config.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     pub eve_offline_after_ms: u64,
     pub keep_finished_commands: usize,
+    /// A profile switch is settled after this long without transitions (`[profile_switch]`).
+    pub settle_quiet_ms: u64,
+    /// ... or unsettled after this long.
+    pub settle_timeout_ms: u64,
+    /// `[[profiles]] apps`: the apps each profile should run, where the config says.
+    pub profile_apps: std::sync::Arc<BTreeMap<String, Vec<String>>>,
 }
 
 impl Default for Limits {
@@ -19,6 +25,9 @@ impl Default for Limits {
         Limits {
             eve_offline_after_ms: 150_000,
             keep_finished_commands: 500,
+            settle_quiet_ms: 30_000,
+            settle_timeout_ms: 600_000,
+            profile_apps: Default::default(),
         }
     }
 }
@@ -49,6 +58,8 @@ pub struct State {
     pub limits: Limits,
     /// Set by the store actor (not by `apply`): whether writes are taken.
     pub store: StoreStatus,
+    /// A profile switch being watched until the apps settle (in memory only).
+    pub settle: Option<super::settle::SettleWatch>,
 }
 
 /// The result of one `apply`: the answer for whoever asked, and what the world must do.
@@ -96,6 +107,7 @@ pub fn apply(state: &mut State, input: Input, now: Now) -> Applied {
         }
         Input::Tick => {
             state.check_eve_offline(now, &mut fx);
+            state.check_settle(now, &mut fx);
             Reply::Done
         }
     };

@@ -16,6 +16,7 @@ pub mod model;
 mod pending;
 mod reports;
 pub mod resolve;
+pub mod settle;
 mod stall;
 #[cfg(test)]
 mod tests;

@@ -174,6 +174,9 @@ pub struct ProfileDesired {
     /// an answer whose token differs from its `profile_server_token`.
     pub fetched: bool,
     pub set_at_ms: u64,
+    /// How the last switch ended (`settling`, `settled`, `unsettled` with its details).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]

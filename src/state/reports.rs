@@ -30,7 +30,7 @@ fn store<T: PartialEq>(
 impl State {
     pub(super) fn eve_request(&mut self, request: EveRequest, now: Now, fx: &mut Fx) -> Reply {
         match request {
-            EveRequest::LocalProfile => self.profile_request(fx),
+            EveRequest::LocalProfile => self.profile_request(now, fx),
             EveRequest::Radio {
                 radio_silence,
                 config_error,
@@ -80,15 +80,16 @@ impl State {
         }
     }
 
-    fn profile_request(&mut self, fx: &mut Fx) -> Reply {
+    fn profile_request(&mut self, now: Now, fx: &mut Fx) -> Reply {
         let profile = &mut self.meta.desired.profile;
         if profile.set_at_ms != 0 && !profile.fetched {
             profile.fetched = true;
             fx.event("profile_delivered", json!({ "profile": profile.name }));
             fx.persist(Key::Meta);
             fx.publish(StateTopic::Profile);
+            self.start_settle(now);
         }
-        Reply::Profile(profile.name.clone())
+        Reply::Profile(self.meta.desired.profile.name.clone())
     }
 
     fn radio_request(&mut self, reported: bool, config_error: &str, fx: &mut Fx) -> Reply {
@@ -159,6 +160,7 @@ impl State {
         for id in done {
             self.finish(id, Lifecycle::Completed, now, fx);
         }
+        self.settle_report(&apps, now, fx);
         store(
             &mut self.reports.apps,
             apps,

@@ -16,6 +16,7 @@ fn state() -> State {
     State::new(Limits {
         eve_offline_after_ms: 10_000,
         keep_finished_commands: 3,
+        ..Limits::default()
     })
 }
 

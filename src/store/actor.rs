@@ -259,8 +259,10 @@ impl Actor {
         self.retry_at = None;
         // Release the read-only copy's lock first: the writable open takes it.
         self.disk = None;
-        let opened = Disk::open_writable(&self.dir)
-            .and_then(|disk| disk.load(self.state.limits).map(|state| (disk, state)));
+        let opened = Disk::open_writable(&self.dir).and_then(|disk| {
+            disk.load(self.state.limits.clone())
+                .map(|state| (disk, state))
+        });
         match opened {
             Ok((disk, loaded)) => {
                 let since_ms = match &self.state.store {

@@ -275,6 +275,7 @@ pub fn profile(state: &State) -> Value {
         "desired": p.name,
         "fetched": p.fetched,
         "set_at": (p.set_at_ms != 0).then(|| rfc3339_ms(p.set_at_ms)),
+        "switch": p.outcome,
     })
 }
 

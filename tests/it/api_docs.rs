@@ -569,7 +569,18 @@ async fn every_topic_a_running_gateway_uses_is_documented_and_vice_versa() {
     let retained_channels = sent_retained(&doc);
     let events = documented_events(&doc);
     let rules = Config::from_toml(RULES).unwrap().rules;
-    let gw = TestGateway::start_with(move |c| c.rules = rules).await;
+    // A schedule that does not fire here (New Year; one-shot actions are not replayed at start),
+    // so that `{base}/schedules` is published.
+    let schedules = Config::from_toml(
+        "[[schedules]]\nname = \"new year\"\ncron = \"0 0 1 1 *\"\ntimezone = \"UTC\"\naction = { radio_silence = false }\n",
+    )
+    .unwrap()
+    .schedules;
+    let gw = TestGateway::start_with(move |c| {
+        c.rules = rules;
+        c.schedules = schedules;
+    })
+    .await;
 
     let mut probe = Probe::connect(gw.mqtt_port, &[&format!("{B}/#")]).await;
     // The gateway's broker link subscribes before it publishes: from here rules see messages.

@@ -78,3 +78,40 @@ fn run_with_a_bad_config_exits_64_before_binding() {
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("store.dir"));
 }
+
+#[test]
+fn check_config_prints_the_next_three_firings_and_refuses_bad_schedules() {
+    let (_d, path) = write(
+        "[[schedules]]\nname = \"night shift\"\ncron = \"0 22 * * 1-5\"\ntimezone = \"Europe/Berlin\"\nprofile = \"night\"\n\n[[schedules]]\nname = \"nightly restart\"\ncron = \"30 3 * * *\"\ntimezone = \"UTC\"\naction = { app = \"vision\", command = \"restart\" }\n",
+    );
+    let out = bin().arg("check-config").arg(&path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("schedule 'night shift': 0 22 * * 1-5 (Europe/Berlin)"),
+        "{text}"
+    );
+    assert_eq!(text.matches("  next: ").count(), 6, "{text}");
+    assert!(text.contains("T22:00:00+0"), "{text}");
+    assert!(text.contains("T03:30:00+00:00"), "{text}");
+
+    for (bad, named) in [
+        ("cron = \"0 22 * *\"\ntimezone = \"UTC\"", "5 fields"),
+        (
+            "cron = \"0 22 * * 1-5\"\ntimezone = \"Mars/Olympus\"",
+            "Mars/Olympus",
+        ),
+    ] {
+        let (_d, path) = write(&format!(
+            "[[schedules]]\nname = \"s\"\n{bad}\nprofile = \"night\"\n"
+        ));
+        let out = bin().arg("check-config").arg(&path).output().unwrap();
+        assert_eq!(out.status.code(), Some(64));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("schedules") && err.contains(named), "{err}");
+    }
+}

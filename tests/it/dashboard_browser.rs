@@ -258,10 +258,12 @@ fn profiles() -> Vec<ProfileEntry> {
         ProfileEntry {
             name: "day".into(),
             description: "Vision inspection owns the GPU".into(),
+            apps: None,
         },
         ProfileEntry {
             name: "night".into(),
             description: "Model training runs overnight".into(),
+            apps: Some(vec!["trainer".into(), "logger".into()]),
         },
     ]
 }
@@ -276,7 +278,17 @@ fn sim(gw: &TestGateway) -> SimHandle {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium + chromedriver (CI extra step)"]
 async fn dashboard_drives_the_node_live() {
-    let mut gw = TestGateway::start_with(|c| c.profiles = profiles()).await;
+    let mut gw = TestGateway::start_with(|c| {
+        c.profiles = profiles();
+        c.profile_switch.quiet_period = std::time::Duration::from_millis(300);
+        // A schedule that does not fire here (one-shot actions are not replayed at start).
+        c.schedules = lps_bridge::config::Config::from_toml(
+            "[[schedules]]\nname = \"new year\"\ncron = \"0 0 1 1 *\"\ntimezone = \"UTC\"\naction = { radio_silence = false }\n",
+        )
+        .unwrap()
+        .schedules;
+    })
+    .await;
     let url = format!("http://{}/", gw.running().operator_addr.unwrap());
     let node = sim(&gw);
     // A command from before the page opened: the Events card starts with the command log.
@@ -522,6 +534,26 @@ async fn switch_profile(c: &Client) {
         .select_by_value("night")
         .await
         .unwrap();
+    // [[profiles]] apps for night: the preview says what the switch will do.
+    let preview = "document.querySelector('#profile-preview').textContent";
+    let text = wait_js(
+        c,
+        "the switch preview",
+        &format!("{preview}.includes('will') && {preview}"),
+    )
+    .await;
+    assert_eq!(
+        text.as_str().unwrap(),
+        "Switching to night will halt vision."
+    );
+    let schedules = "document.querySelector('#profile-schedules').textContent";
+    let text = wait_js(
+        c,
+        "the schedules listed",
+        &format!("{schedules}.includes('next') && {schedules}"),
+    )
+    .await;
+    assert!(text.as_str().unwrap().contains("new year: next "), "{text}");
     click(c, "#profile-apply").await;
     let text = modal(c).await;
     assert!(
@@ -558,6 +590,13 @@ async fn switch_profile(c: &Client) {
         )
         .await,
         true
+    );
+    let settled = "document.querySelector('#profile-switch').dataset.status === 'settled'";
+    wait_js(c, "the switch settled", settled).await;
+    let outcome = text_of(c, "#profile-switch").await;
+    assert!(
+        outcome.contains("halted vision") && outcome.contains("as configured"),
+        "{outcome}"
     );
     full_shot(c, "dashboard-night").await;
 }

@@ -34,3 +34,4 @@ mod wire_vectors;
 mod last_seen;
 mod stalled;
 mod state_guard;
+mod schedules;

@@ -335,6 +335,8 @@ function render(state) {
   renderEve(state.eve || {});
   renderDevice(state.device || {});
   renderProfile(state.profile || {});
+  renderSwitch((state.profile || {}).switch);
+  showProfilePreview();
   renderApps(state.apps || []);
   renderRadio(state.radio || {});
   renderNetwork(state.network || {});
@@ -436,6 +438,55 @@ function renderProfile(p) {
   // EVE never reports the profile it runs: the device card shows the override and its fetch.
   fill($('#device-profile'), p.desired ? [p.desired, ' ', p.fetched ? chip('fetched', 'ok') : chip('not fetched yet', 'busy')]
     : h('span', { class: 'muted' }, 'none (global profile)'));
+}
+
+// How the last switch went (EVE's app reports after it fetched the profile).
+function renderSwitch(sw) {
+  const cell = $('#profile-switch');
+  cell.dataset.status = sw ? sw.status : '';
+  if (!sw) return fill(cell, h('span', { class: 'muted' }, 'none yet'));
+  if (sw.status === 'settling') return fill(cell, chip('apps switching…', 'busy'));
+  const secs = sw.duration_ms !== undefined ? `${(sw.duration_ms / 1000).toFixed(1)} s` : '';
+  const took = secs ? ` in ${secs}` : '';
+  if (sw.status === 'unsettled') {
+    const moving = (sw.in_transition || []).map((a) => `${a.app} ${pretty(a.state, '')}`).join(', ');
+    return fill(cell, chip('not settled', 'bad'), ` after ${secs}${moving ? ': ' + moving : ''}`);
+  }
+  const parts = [];
+  if ((sw.started || []).length) parts.push(`started ${sw.started.join(', ')}`);
+  if ((sw.halted || []).length) parts.push(`halted ${sw.halted.join(', ')}`);
+  if ((sw.errors || []).length) parts.push(`in error: ${sw.errors.map((e) => e.app).join(', ')}`);
+  const verdict = sw.matches === undefined ? null : sw.matches ? chip('as configured', 'ok') : chip('differs from [[profiles]] apps', 'warn');
+  return fill(cell, chip('settled', 'ok'), `${took}${parts.length ? ': ' + parts.join('; ') : ''} `, verdict);
+}
+
+// "will halt vision, start gpu-trainer", from [[profiles]] apps and the apps running now.
+function showProfilePreview() {
+  const option = $('#profile-select').selectedOptions[0];
+  const cell = $('#profile-preview');
+  const apps = option && option.dataset.apps ? JSON.parse(option.dataset.apps) : null;
+  if (!apps || !current) return (cell.textContent = '');
+  const running = (current.apps || []).filter((a) => a.state === 'RUNNING').map((a) => a.name);
+  const halt = running.filter((n) => !apps.includes(n));
+  const start = apps.filter((n) => !running.includes(n));
+  const parts = [];
+  if (halt.length) parts.push(`halt ${halt.join(', ')}`);
+  if (start.length) parts.push(`start ${start.join(', ')}`);
+  cell.textContent = parts.length ? `Switching to ${option.value} will ${parts.join(', ')}.` : `Switching to ${option.value} changes no app.`;
+}
+
+async function loadSchedules() {
+  const cell = $('#profile-schedules');
+  try {
+    const { body } = await api('GET', '/api/schedules', undefined, { auto: true });
+    if (!Array.isArray(body)) return;
+    if (!body.length) return fill(cell, h('span', { class: 'muted' }, 'none configured'));
+    fill(cell, h('ul', { class: 'plain' }, body.map((s) => h('li', { dataSchedule: s.name },
+      `${s.name}: `, s.next ? `next ${s.next}` : 'disabled',
+      s.last && s.last.status === 'error' ? [' ', chip(`last failed: ${s.last.error}`, 'bad')] : null))));
+  } catch (err) {
+    // Unreachable: shown by the gateway banner; tried again on the next refresh.
+  }
 }
 
 // --- Apps table: rows are kept per app and patched, so an open select or focus survives updates.
@@ -643,11 +694,14 @@ function renderLocation(loc) {
 // ---------------------------------------------------------------------------------------------
 // Event log (B/events messages as they arrive)
 
-const BAD_EVENTS = new Set(['radio_failed', 'network_rejected', 'rule_failed', 'eve_offline', 'command_cancelled', 'command_stalled', 'store_failed']);
+const BAD_EVENTS = new Set(['radio_failed', 'network_rejected', 'rule_failed', 'eve_offline', 'command_cancelled', 'command_stalled', 'store_failed', 'schedule_failed', 'profile_unsettled']);
 
 function eventSummary(e) {
   const app = e.app ? e.app.name || e.app.id : null;
   if (e.event.startsWith('command_')) return `${pretty(e.action)} ${app || 'device'} #${e.id}${e.source ? ` (${e.source})` : ''}${e.stalled_reason ? `: ${e.stalled_reason}` : ''}`;
+  if (e.schedule) return `${e.schedule} (${e.entry}${e.missed ? ', missed' : ''})${e.error ? `: ${e.error}` : ''}`;
+  if (e.event === 'profile_settled') return `profile "${e.profile}" settled${(e.started || []).length ? `, started ${e.started.join(', ')}` : ''}${(e.halted || []).length ? `, halted ${e.halted.join(', ')}` : ''}${e.matches === false ? ' (differs from [[profiles]] apps)' : ''}`;
+  if (e.event === 'profile_unsettled') return `profile "${e.profile}" not settled: ${(e.in_transition || []).map((a) => `${a.app} ${a.state}`).join(', ')}`;
   if ('profile' in e) return `profile "${e.profile}"${e.profile === '' ? ' (cleared)' : ''}`;
   if ('radio_silence' in e) return `radio silence ${e.radio_silence ? 'on' : 'off'}${e.error ? `: ${e.error}` : ''}`;
   if (e.event.startsWith('boot_order')) {
@@ -786,6 +840,7 @@ $('#profile-select').addEventListener('change', showProfileDescription);
 function showProfileDescription() {
   const option = $('#profile-select').selectedOptions[0];
   $('#profile-description').textContent = (option && option.dataset.description) || '';
+  showProfilePreview();
 }
 
 async function loadProfiles() {
@@ -793,9 +848,10 @@ async function loadProfiles() {
   try {
     const { status, body } = await api('GET', '/api/profiles', undefined, { auto: true });
     if (!Array.isArray(body)) throw new Error(body && body.error ? body.error : `HTTP ${status}`);
-    select.replaceChildren(...body.map((p) => h('option', { value: p.name, dataDescription: p.description || '' },
+    select.replaceChildren(...body.map((p) => h('option', { value: p.name, dataDescription: p.description || '', dataApps: p.apps ? JSON.stringify(p.apps) : null },
       p.description ? `${p.name} — ${p.description}` : p.name)));
     profilesLoaded = true;
+    loadSchedules();
     if (!body.length) select.append(h('option', { value: '', disabled: true, selected: true }, 'No [[profiles]] configured'));
     const desired = current && current.profile && current.profile.desired;
     if (desired && body.some((p) => p.name === desired)) select.value = desired;
@@ -860,3 +916,6 @@ async function start() {
 }
 
 start();
+
+// Next firings move on as entries pass; a minute is their resolution.
+setInterval(loadSchedules, 60_000);
