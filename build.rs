@@ -58,5 +58,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .exclude(HAND_WRITTEN_SERDE.iter().copied())
         .build(&[".org.lfedge.eve"])?;
 
+    sparkplug()
+}
+
+/// Sparkplug B payload types (`src/sparkplug`): a build step of its own, separate from EVE's
+/// files (no JSON mapping, its own package `sparkplug_b`, written to `$OUT_DIR/sparkplug_b.rs`).
+fn sparkplug() -> Result<(), Box<dyn std::error::Error>> {
+    const ROOT: &str = "proto/sparkplug";
+    println!("cargo:rerun-if-changed={ROOT}");
+    let mut compiler = protox::Compiler::new([ROOT])?;
+    compiler.open_files(["proto/sparkplug/sparkplug_b.proto"])?;
+    prost_build::Config::new().compile_fds(compiler.file_descriptor_set())?;
     Ok(())
 }

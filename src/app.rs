@@ -163,6 +163,16 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         ));
     }
 
+    // Sparkplug B edge node: its own MQTT client; NDEATH and DISCONNECT on shutdown.
+    if let Some(broker) = crate::sparkplug::broker(&settings) {
+        servers.spawn(crate::sparkplug::run(
+            settings.clone(),
+            broker,
+            store.clone(),
+            shutdown.clone(),
+        ));
+    }
+
     let lps_state = LpsState {
         store: store.clone(),
         token: Arc::from(config.lps.server_token.as_str()),

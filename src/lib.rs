@@ -18,6 +18,7 @@ pub mod mqtt;
 pub mod operator;
 pub mod rules;
 pub mod simulator;
+pub mod sparkplug;
 pub mod state;
 pub mod store;
 pub mod telemetry;
