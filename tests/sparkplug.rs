@@ -37,10 +37,16 @@ struct Host {
 
 impl Host {
     async fn connect(port: u16) -> Host {
+        Self::connect_as(port, &[]).await
+    }
+
+    /// With extra arguments, e.g. `--user plc --password pw`.
+    async fn connect_as(port: u16, args: &[&str]) -> Host {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sparkplug/host.py");
         let mut child = Command::new(python())
             .arg(script)
             .args(["--port", &port.to_string()])
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -501,4 +507,23 @@ async fn a_killed_gateway_leaves_its_ndeath_will() {
     assert_eq!(metric(&ndeath, "bdSeq")["value"], bd_seq);
     assert_eq!(ndeath["metric_count"], 1);
     assert_eq!(ndeath["qos"], 1);
+}
+
+/// With broker users configured, the edge node logs in as the gateway's own user; a SCADA user
+/// sees it as before.
+#[tokio::test]
+async fn the_edge_node_logs_in_when_the_embedded_broker_has_users() {
+    let gw = TestGateway::start_with(|c| {
+        sparkplug_on(c);
+        c.mqtt.users = vec![lps_bridge::config::MqttUser {
+            name: "scada".into(),
+            password: Some("pw".into()),
+            password_hash: None,
+        }];
+    })
+    .await;
+    let mut host = Host::connect_as(gw.mqtt_port, &["--user", "scada", "--password", "pw"]).await;
+    host.rebirth().await;
+    let nbirth = host.expect("NBIRTH", None).await;
+    check_birth(&nbirth, NODE_METRICS);
 }

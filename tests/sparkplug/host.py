@@ -84,7 +84,9 @@ def main():
     ap.add_argument("--user")
     ap.add_argument("--password")
     args = ap.parse_args()
-    client = mqtt.Client(client_id=f"spb-host-{uuid.uuid4().hex[:8]}", clean_session=True)
+    # With a user, the id must be bound to it (`<user>-<suffix>`, see README Security).
+    prefix = f"{args.user}-" if args.user else ""
+    client = mqtt.Client(client_id=f"{prefix}spb-host-{uuid.uuid4().hex[:8]}", clean_session=True)
     if args.user:
         client.username_pw_set(args.user, args.password)
     ready = threading.Event()
