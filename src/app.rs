@@ -152,6 +152,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         "rules": config.rules.len(),
         "signal": !config.lps.disabled_endpoints.iter().any(|e| e == "signal"),
         "operator": operator_addr.is_some(),
+        "sparkplug": config.sparkplug.enabled,
     });
     if embedded || external_broker {
         let telemetry = Telemetry::new(topics, publisher.clone());
