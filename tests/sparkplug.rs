@@ -468,6 +468,27 @@ async fn births_wait_for_the_primary_host_and_follow_it() {
         host.seen
     );
 
+    // A retained NCMD is taken once live; on the next CONNECT (below) its retained copy is
+    // refused and deleted, never applied again.
+    let mut probe = common::mqtt::Probe::connect(gw.mqtt_port, &[&format!("{B}/events")]).await;
+    let retained = {
+        use lps_bridge::sparkplug::payload::{encode, metric, Value};
+        let night = Value::Text("night".into());
+        encode(
+            None,
+            1,
+            vec![metric(Some("Profile/Desired"), None, &night, 1)],
+        )
+    };
+    let hex: String = retained.iter().map(|b| format!("{b:02x}")).collect();
+    host.send(json!({"op": "raw", "topic": format!("spBv1.0/{GROUP}/NCMD/{NODE}"), "hex": hex, "retain": true}))
+        .await;
+    probe
+        .expect(&format!("{B}/events"), |v| {
+            v["event"] == "profile_set" && v["source"] == "sparkplug"
+        })
+        .await;
+
     // The host goes offline: NDEATH, and the node waits again on a new CONNECT.
     host.send(json!({"op": "state", "host": "scada", "online": false}))
         .await;

@@ -348,6 +348,12 @@ async fn session(
                         if !s.on_state(&p.payload).await {
                             break End::Reconnect { connected };
                         }
+                    } else if p.payload.is_empty() {
+                        // What deleting a retained message looks like (ours included): no command.
+                    } else if p.retain {
+                        // A retained command would fire again on every reconnect: refuse and delete it.
+                        writes::refused(store, &p.topic, "", "retained commands are refused (they would fire again on every reconnect); publish with retain=false. The retained copy was deleted");
+                        let _ = s.client.publish(p.topic.clone(), QoS::AtLeastOnce, true, Vec::new()).await;
                     } else {
                         s.on_command(&p.topic, &p.payload).await;
                     }

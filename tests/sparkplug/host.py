@@ -113,7 +113,8 @@ def main():
             body = spb.State(timestamp=now, online=cmd["online"]).encode()
             client.publish(f"spBv1.0/STATE/{cmd['host']}", body, qos=1, retain=True).wait_for_publish()
         elif op == "raw":
-            client.publish(cmd["topic"], bytes.fromhex(cmd["hex"]), qos=0).wait_for_publish()
+            retain = bool(cmd.get("retain"))
+            client.publish(cmd["topic"], bytes.fromhex(cmd["hex"]), qos=1 if retain else 0, retain=retain).wait_for_publish()
         out({"sent": op})
     client.loop_stop()
 
