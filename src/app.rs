@@ -181,6 +181,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         "rules": config.rules.len(),
         "signal": !config.lps.disabled_endpoints.iter().any(|e| e == "signal"),
         "operator": operator_addr.is_some(),
+        "sparkplug": config.sparkplug.enabled,
     });
     if embedded || external_broker {
         let telemetry = Telemetry::new(topics, publisher.clone());
@@ -188,6 +189,16 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             telemetry,
             store.clone(),
             features.clone(),
+            shutdown.clone(),
+        ));
+    }
+
+    // Sparkplug B edge node: its own MQTT client; NDEATH and DISCONNECT on shutdown.
+    if let Some(broker) = crate::sparkplug::broker(&settings) {
+        servers.spawn(crate::sparkplug::run(
+            settings.clone(),
+            broker,
+            store.clone(),
             shutdown.clone(),
         ));
     }

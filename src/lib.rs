@@ -23,6 +23,7 @@ pub mod rules;
 pub mod schedule;
 #[cfg(feature = "simulator")]
 pub use eve_sim as simulator;
+pub mod sparkplug;
 pub mod state;
 pub mod store;
 pub mod telemetry;

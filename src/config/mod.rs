@@ -2,12 +2,14 @@
 //! validation into errors that name the key. No other module reads the environment.
 
 mod plant;
+mod sparkplug;
 mod validate;
 
 pub use plant::{
     ActionConfig, ExternalBroker, MqttTls, MqttUser, ProfileSwitchConfig, RuleConfig,
     ScheduleConfig,
 };
+pub use sparkplug::SparkplugConfig;
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -31,6 +33,8 @@ pub struct Config {
     pub mqtt: MqttConfig,
     pub operator: OperatorConfig,
     pub store: StoreConfig,
+    /// The Sparkplug B edge node (off by default).
+    pub sparkplug: SparkplugConfig,
     /// Named profiles offered to operators (free text is accepted too).
     pub profiles: Vec<ProfileEntry>,
     /// Bridge rules (see `bridge-config/`).

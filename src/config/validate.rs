@@ -152,6 +152,9 @@ pub(super) fn validate(config: Config) -> Result<Settings, ConfigError> {
             ));
         }
     }
+    config
+        .sparkplug
+        .check(mqtt_listen.is_some(), config.mqtt.external.is_some())?;
     Ok(Settings {
         config,
         lps_listen,

@@ -69,6 +69,9 @@ impl Users {
     }
 
     pub fn check(&self, name: &str, password: &str) -> bool {
+        if name == GATEWAY_USER {
+            return bool::from(gateway_password().as_bytes().ct_eq(password.as_bytes()));
+        }
         match self.users.get(name) {
             Some(Secret::Plain(p)) => bool::from(p.as_bytes().ct_eq(password.as_bytes())),
             Some(Secret::Hash(h)) => PasswordHash::new(h)
@@ -92,6 +95,22 @@ pub fn is_reserved(client_id: &str) -> bool {
     client_id == "lps-bridge" || client_id.starts_with(LINK_ID_PREFIX)
 }
 
+/// The user the gateway's own MQTT clients (the Sparkplug edge node) log in as when the embedded
+/// broker has users. Its name is reserved (under [`LINK_ID_PREFIX`]), so no configured user can
+/// have it; its password is chosen at random per process and never leaves it.
+pub const GATEWAY_USER: &str = "lps-bridge-link-gateway";
+
+pub fn gateway_password() -> &'static str {
+    static PASSWORD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PASSWORD.get_or_init(|| {
+        format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        )
+    })
+}
+
 impl Users {
     /// Which user owns `client_id`: the longest user name `n` with `client_id == n` or
     /// `client_id` starting with `n-`.
@@ -111,6 +130,10 @@ impl Users {
     /// Whether `user` may connect as `client_id`; the error says why not and what would do.
     /// An empty id is fine: the broker then assigns a random one.
     pub fn client_id_allowed(&self, user: &str, client_id: &str) -> Result<(), String> {
+        // The gateway's own clients use reserved ids (random, like its links).
+        if user == GATEWAY_USER && client_id.starts_with(LINK_ID_PREFIX) {
+            return Ok(());
+        }
         if is_reserved(client_id) {
             return Err(format!(
                 "client id '{client_id}' is reserved for the gateway's own link"
@@ -166,6 +189,12 @@ mod tests {
         assert!(users.check("scada", "s3cret"));
         assert!(!users.check("scada", "wrong"));
         assert!(!users.check("nobody", "pw"));
+        assert!(users.check(GATEWAY_USER, gateway_password()));
+        assert!(!users.check(GATEWAY_USER, "guess"));
+        assert!(users
+            .client_id_allowed(GATEWAY_USER, "lps-bridge-link-sparkplug-1")
+            .is_ok());
+        assert!(users.client_id_allowed(GATEWAY_USER, "plc").is_err());
     }
 
     #[test]

@@ -35,3 +35,4 @@ mod last_seen;
 mod stalled;
 mod state_guard;
 mod schedules;
+mod sparkplug;

@@ -18,7 +18,7 @@
 mod backoff;
 mod options;
 
-pub use options::{parse_url, BrokerUrl};
+pub use options::{mqtt_options, parse_url, BrokerUrl};
 
 use super::topics::Topics;
 use super::{Incoming, Outgoing, Publisher};

@@ -1,0 +1,127 @@
+//! NCMD / DCMD metric writes → the same intents as the MQTT command topics. The one seam into the
+//! command layer: a write becomes a command-topic payload, parsed by `commands::parse` (same
+//! validation, same wording), and goes to the store's durable intent path.
+
+use super::payload::Written;
+use crate::commands;
+use crate::mqtt::topics::CommandTopic;
+use crate::state::{Event, Intent};
+use crate::store::{IntentOutcome, StoreHandle};
+use serde_json::json;
+
+/// Source of every intent from Sparkplug, in the command log and events.
+pub const SOURCE: &str = "sparkplug";
+
+/// The command a write to a writable metric stands for; `app` is the device id (topic level).
+pub fn to_intent(app: Option<&str>, metric: &str, value: &Written) -> Result<Intent, String> {
+    let (topic, body) = match (app, metric, value) {
+        (None, "Profile/Desired", Written::Text(p)) => {
+            (CommandTopic::Profile, json!({ "profile": p }))
+        }
+        (None, "Radio/Silence", Written::Bool(b)) => {
+            (CommandTopic::Radio, json!({ "radio_silence": b }))
+        }
+        (None, "Commands/Shutdown" | "Commands/Poweroff" | "Commands/Reboot", Written::Bool(b)) => {
+            trigger(*b, metric)?;
+            let command = metric["Commands/".len()..].to_ascii_lowercase();
+            (CommandTopic::Device, json!({ "command": command }))
+        }
+        (Some(app), "Boot Order", Written::Text(b)) => {
+            (CommandTopic::App(app.into()), json!({ "boot": b }))
+        }
+        (Some(app), "Commands/Restart" | "Commands/Purge", Written::Bool(b)) => {
+            trigger(*b, metric)?;
+            let command = metric["Commands/".len()..].to_ascii_lowercase();
+            (CommandTopic::App(app.into()), json!({ "command": command }))
+        }
+        (_, _, Written::Other(what)) => {
+            return Err(format!("'{metric}' cannot be written with {what}"))
+        }
+        (_, "Profile/Desired" | "Boot Order", _) => {
+            return Err(format!("'{metric}' is a String; write a string"))
+        }
+        (_, _, _) => return Err(format!("'{metric}' is a Boolean; write true or false")),
+    };
+    commands::parse(
+        &topic,
+        body.to_string().as_bytes(),
+        crate::lps::convert::parse_port,
+    )
+    .intent
+}
+
+fn trigger(value: bool, metric: &str) -> Result<(), String> {
+    if value {
+        Ok(())
+    } else {
+        Err(format!(
+            "'{metric}' runs the command when written true; false does nothing"
+        ))
+    }
+}
+
+/// Submits an intent; logs the outcome and announces a refusal, without holding up the caller.
+pub async fn submit(store: &StoreHandle, topic: String, metric: String, intent: Intent) {
+    let outcome = store.intent(intent, SOURCE.into()).await;
+    let store = store.clone();
+    tokio::spawn(async move {
+        match outcome.await {
+            IntentOutcome::Accepted(reply) => {
+                tracing::info!(%topic, %metric, reply = %reply, "Sparkplug write accepted");
+            }
+            IntentOutcome::Rejected(why) | IntentOutcome::Failed(why) => {
+                refused(&store, &topic, &metric, &why);
+            }
+        }
+    });
+}
+
+/// A write that changes nothing: logged and announced on `B/events`.
+pub fn refused(store: &StoreHandle, topic: &str, metric: &str, why: &str) {
+    tracing::info!(%topic, %metric, error = %why, "Sparkplug write refused");
+    store.announce(Event::new(
+        "sparkplug_write_refused",
+        json!({ "topic": topic, "metric": metric, "error": why }),
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{AppAction, DeviceAction};
+
+    #[test]
+    fn writes_become_the_command_topics_intents() {
+        assert_eq!(
+            to_intent(None, "Profile/Desired", &Written::Text("night".into())),
+            Ok(Intent::SetProfile {
+                profile: "night".into()
+            })
+        );
+        assert!(matches!(
+            to_intent(None, "Commands/Reboot", &Written::Bool(true)),
+            Ok(Intent::DeviceCommand {
+                action: DeviceAction::Reboot
+            })
+        ));
+        assert!(matches!(
+            to_intent(Some("vision"), "Commands/Restart", &Written::Bool(true)),
+            Ok(Intent::AppCommand {
+                action: AppAction::Restart,
+                ..
+            })
+        ));
+        let err = to_intent(None, "Commands/Reboot", &Written::Bool(false)).unwrap_err();
+        assert!(err.contains("false does nothing"), "{err}");
+        let err = to_intent(None, "Profile/Desired", &Written::Bool(true)).unwrap_err();
+        assert!(err.contains("write a string"), "{err}");
+        let err =
+            to_intent(Some("a"), "Boot Order", &Written::Text("sideways".into())).unwrap_err();
+        assert!(
+            err.contains("sideways"),
+            "the command layer's own refusal: {err}"
+        );
+        let err = to_intent(None, "Profile/Desired", &Written::Text(" night".into())).unwrap_err();
+        assert!(err.contains("white space"), "{err}");
+    }
+}
