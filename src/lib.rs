@@ -6,7 +6,7 @@
 
 pub mod app;
 pub mod backoff;
-pub mod commands;
+pub mod command;
 pub mod config;
 pub mod demo;
 pub mod descriptors;

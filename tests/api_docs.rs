@@ -14,12 +14,13 @@ use lps_bridge::telemetry::publish::state_topic_name;
 
 use common::mqtt::Probe;
 use common::*;
+use lps_bridge::command::Target;
 use lps_bridge::config::Config;
 use lps_bridge::eve::info::ZInfoLocation;
 use lps_bridge::eve::profile::{
     AppBootInfoList, LocalAppInfo, LocalAppInfoList, LocalDevInfo, NetworkInfo, RadioStatus,
 };
-use lps_bridge::mqtt::topics::{filter_matches, CommandTopic, Topics};
+use lps_bridge::mqtt::topics::{filter_matches, Topics};
 use lps_bridge::state::{Lifecycle, StateTopic};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -317,23 +318,23 @@ fn documented_events(doc: &Value) -> BTreeSet<String> {
 
 /// The relative topic of each command, spelled out for every variant (a new variant does not
 /// compile until it is added here and, through the test, to the document).
-fn command_relative(c: &CommandTopic) -> String {
+fn command_relative(c: &Target) -> String {
     match c {
-        CommandTopic::Profile => "profile/set".into(),
-        CommandTopic::App(app) => format!("app/{app}/set"),
-        CommandTopic::Device => "device/set".into(),
-        CommandTopic::Radio => "radio/set".into(),
-        CommandTopic::Network => "network/set".into(),
+        Target::Profile => "profile/set".into(),
+        Target::App(app) => format!("app/{app}/set"),
+        Target::Device => "device/set".into(),
+        Target::Radio => "radio/set".into(),
+        Target::Network => "network/set".into(),
     }
 }
 
-fn all_commands() -> Vec<CommandTopic> {
+fn all_commands() -> Vec<Target> {
     vec![
-        CommandTopic::Profile,
-        CommandTopic::App("vision".into()),
-        CommandTopic::Device,
-        CommandTopic::Radio,
-        CommandTopic::Network,
+        Target::Profile,
+        Target::App("vision".into()),
+        Target::Device,
+        Target::Radio,
+        Target::Network,
     ]
 }
 
@@ -825,11 +826,7 @@ fn node_red_flow_is_wired_and_speaks_the_documented_api() {
                         Some("str") => payload.to_string(),
                         other => panic!("inject {}: payloadType {other:?}", inject["id"]),
                     };
-                    let parsed = lps_bridge::commands::parse(
-                        &command,
-                        bytes.as_bytes(),
-                        lps_bridge::lps::convert::parse_port,
-                    );
+                    let parsed = lps_bridge::command::parse(&command, bytes.as_bytes());
                     assert!(
                         !bytes.is_empty() && parsed.intent.is_ok(),
                         "inject {} sends {bytes:?} to {topic}: {:?}",

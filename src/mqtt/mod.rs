@@ -11,7 +11,7 @@ mod listener;
 pub mod topics;
 
 pub use broker::{check_tls, BrokerError, Listeners};
-pub use ingress::{reply_payload, run as run_ingress};
+pub use ingress::run as run_ingress;
 pub use link::{Incoming, LinkHealth};
 pub use listener::SocketAudit;
 

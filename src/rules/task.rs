@@ -94,7 +94,7 @@ async fn submit(firing: Firing, store: &StoreHandle) {
         action,
         intent,
     } = firing;
-    let outcome = store.intent(intent, format!("rule:{rule}")).await;
+    let outcome = crate::command::submit(store, intent, format!("rule:{rule}")).await;
     let store = store.clone();
     tokio::spawn(async move {
         let result = outcome.await.into_result();
