@@ -12,8 +12,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Rule events join the store's events, so they reach `B/events` and the SSE stream alike.
-fn publish_event(store: &StoreHandle, name: &'static str, fields: Value) {
-    store.announce(Event::new(name, fields));
+async fn publish_event(store: &StoreHandle, name: &'static str, fields: Value) {
+    store.event(Event::new(name, fields)).await;
 }
 
 /// Runs until shutdown or until the ingress closes the channel.
@@ -65,7 +65,8 @@ async fn handle(outcome: Outcome, store: &StoreHandle) {
                     "hold_ms": hold.as_millis() as u64,
                     "fires_at": rfc3339_ms(unix_ms_now() + left.as_millis() as u64),
                 }),
-            );
+            )
+            .await;
         }
         Outcome::HoldCancelled { rule, topic, held } => {
             tracing::info!(rule, topic, held = %humantime::format_duration(held), "rule condition false within its hold; firing cancelled");
@@ -77,7 +78,8 @@ async fn handle(outcome: Outcome, store: &StoreHandle) {
                     "topic": topic,
                     "held_ms": held.as_millis() as u64,
                 }),
-            );
+            )
+            .await;
         }
         Outcome::Rearmed { rule, topic } => {
             tracing::debug!(rule, topic, "rule condition false; re-armed");
@@ -106,7 +108,7 @@ async fn submit(firing: Firing, store: &StoreHandle) {
                     &store,
                     "rule_fired",
                     json!({ "rule": rule, "topic": topic, "action": action_json, "result": accepted }),
-                );
+                ).await;
             }
             Err(error) => {
                 tracing::warn!(rule, topic, action = %action_json, %error, "rule matched but could not act");
@@ -114,7 +116,8 @@ async fn submit(firing: Firing, store: &StoreHandle) {
                     &store,
                     "rule_failed",
                     json!({ "rule": rule, "topic": topic, "action": action_json, "error": error }),
-                );
+                )
+                .await;
             }
         }
     });

@@ -90,6 +90,10 @@ pub fn apply(state: &mut State, input: Input, now: Now) -> Applied {
             state.check_eve_offline(now, &mut fx);
             Reply::Done
         }
+        Input::Announce(event) => {
+            fx.effects.push(Effect::Event(event));
+            Reply::Done
+        }
     };
     Applied {
         reply,

@@ -743,3 +743,14 @@ fn command_json_uses_string_timestamps() {
     let back: Command = serde_json::from_value(v).unwrap();
     assert_eq!(back, s.commands[&c.id]);
 }
+
+#[test]
+fn an_announced_event_goes_out_and_changes_nothing() {
+    let mut s = state();
+    let before = s.clone();
+    let event = Event::new("rule_fired", json!({ "rule": "ups" }));
+    let applied = apply(&mut s, Input::Announce(event.clone()), now(1));
+    assert_eq!(applied.reply, Reply::Done);
+    assert_eq!(applied.effects, vec![Effect::Event(event)]);
+    assert_eq!(s, before);
+}

@@ -191,12 +191,16 @@ impl Actor {
                 }
                 continue;
             }
+            // Announced events change nothing: they go out read-only too.
+            let announced = matches!(input, Input::Announce(_));
             let applied = apply(&mut self.state, input, self.clock.now());
             let mut persisted = false;
             for effect in applied.effects {
                 match effect {
                     Effect::Persist(_) => persisted = true,
-                    Effect::Event(event) if is_eve_link_event(&event) => change.events.push(event),
+                    Effect::Event(event) if announced || is_eve_link_event(&event) => {
+                        change.events.push(event)
+                    }
                     Effect::Publish(StateTopic::Eve) => {
                         change.topics.insert(StateTopic::Eve);
                     }
@@ -306,12 +310,20 @@ impl Actor {
         }
     }
 
-    /// The store's own events go the way of every state event: `B/events` and SSE.
-    fn publish_event(&self, name: &'static str, data: serde_json::Value) {
-        let _ = self.changes_tx.send(Arc::new(Change {
-            events: vec![Event::new(name, data)],
-            ..Change::default()
-        }));
+    /// The store's own events are inputs like any other: through `apply`, then out the way of
+    /// every state event (`B/events` and SSE).
+    fn publish_event(&mut self, name: &'static str, data: serde_json::Value) {
+        let announce = Input::Announce(Event::new(name, data));
+        let applied = apply(&mut self.state, announce, self.clock.now());
+        let mut change = Change::default();
+        for effect in applied.effects {
+            if let Effect::Event(event) = effect {
+                change.events.push(event);
+            }
+        }
+        if !change.is_empty() {
+            let _ = self.changes_tx.send(Arc::new(change));
+        }
     }
 
     fn commit(&self, keys: &BTreeSet<Key>) -> Result<(), StoreError> {
