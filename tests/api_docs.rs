@@ -1,4 +1,4 @@
-//! The API documents against the code (issue 4 §1, §4):
+//! The API documents against the code:
 //! - `docs/openapi.json` documents exactly the router's `ROUTES`, and is what `/api/openapi.json`
 //!   serves;
 //! - `docs/asyncapi.yaml` documents every topic the gateway publishes or subscribes to: checked

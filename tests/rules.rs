@@ -1,4 +1,4 @@
-//! Bridge rules end to end (issue 3 §1): a plant client publishes on its own topics to the real
+//! Bridge rules end to end: a plant client publishes on its own topics to the real
 //! embedded broker; the rules turn that into intents in the store and report on `B/events`.
 
 mod common;

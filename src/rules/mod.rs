@@ -1,5 +1,5 @@
 //! Bridge rules: plant topics and payloads mapped to the same intents as the command topics,
-//! through the same validation and the same durable path (DESIGN §3.3, issue 3 §1).
+//! through the same validation and the same durable path.
 //!
 //! - `compile` checks `[[rules]]` (start-up and `check-config`) and returns the `Engine`.
 //! - `engine` is the pure, edge-triggered state machine (per rule and per concrete topic, with
