@@ -145,6 +145,11 @@ fn main() -> ExitCode {
                 }
             };
             config.apply_env(|k| std::env::var(k).ok());
+            // Refused before anything starts, with the same exit code as `run`.
+            if let Err(e) = config.clone().validate() {
+                eprintln!("lps-bridge demo: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
             match runtime().block_on(lps_bridge::demo::run(
                 config,
                 speed,

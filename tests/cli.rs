@@ -78,3 +78,15 @@ fn run_with_a_bad_config_exits_64_before_binding() {
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("store.dir"));
 }
+
+#[test]
+fn demo_with_a_bad_config_exits_64_like_run() {
+    let (_d, path) = write("[lps]\nlisten = \"8888\"\n");
+    let out = bin()
+        .args(["demo", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lps.listen"));
+}

@@ -8,7 +8,7 @@
 //!    REST: the route; rules: the action kind);
 //! 2. [`parse`]`(&target, payload)` → [`Parsed`]: the intent or the refusal text, and the
 //!    caller's `transaction` to echo;
-//! 3. [`submit`] the intent with its source (`"mqtt"`, `"rest"`, `"rule:<name>"` …) and answer
+//! 3. [`submit`] the intent with its [`Source`] (`mqtt`, `rest`, `rule:<name>` …) and answer
 //!    with [`reply_payload`] once the outcome is durable.
 //!
 //! Every way in thus validates and words its errors the same way.
@@ -16,6 +16,7 @@
 mod parse;
 mod port;
 mod reply;
+mod source;
 
 pub use parse::{
     check_profile, example, parse, Parsed, MAX_APP_REF_BYTES, MAX_COMMAND_BYTES, MAX_PORTS,
@@ -23,6 +24,7 @@ pub use parse::{
 };
 pub use port::parse_port;
 pub use reply::reply_payload;
+pub use source::Source;
 
 use crate::state::Intent;
 use crate::store::{IntentOutcome, StoreHandle};
@@ -47,7 +49,7 @@ pub enum Target {
 pub async fn submit(
     store: &StoreHandle,
     intent: Intent,
-    source: String,
+    source: Source,
 ) -> impl std::future::Future<Output = IntentOutcome> + Send + 'static {
-    store.intent(intent, source).await
+    store.intent(intent, source.to_string()).await
 }

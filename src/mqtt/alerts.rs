@@ -11,7 +11,7 @@
 //! The layer must be installed (the binary does, in `logging::init`; tests install it too).
 
 use crate::metrics::Metrics;
-use crate::state::Event;
+use crate::state::{Event, EventName};
 use crate::store::StoreHandle;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -272,7 +272,7 @@ async fn report(reports: &[(Key, u64, Option<u64>)], store: &StoreHandle) {
         }
         store
             .event(Event::new(
-                "mqtt_messages_lost",
+                EventName::MqttMessagesLost,
                 json!({ "client": client, "filter": filter, "lost": lost, "jumps": jumps }),
             ))
             .await;

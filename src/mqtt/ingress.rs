@@ -240,7 +240,7 @@ async fn dispatch(
         intent,
         transaction,
     } = job;
-    let outcome = command::submit(store, intent, "mqtt".into()).await;
+    let outcome = command::submit(store, intent, command::Source::Mqtt).await;
     let publisher = publisher.clone();
     let topics = topics.clone();
     tokio::spawn(async move {

@@ -216,7 +216,10 @@ async fn mutate(s: &OperatorState, target: Target, body: &[u8]) -> Response {
                 .into_response()
         }
     };
-    let (status, result) = match command::submit(&s.store, intent, "rest".into()).await.await {
+    let (status, result) = match command::submit(&s.store, intent, command::Source::Rest)
+        .await
+        .await
+    {
         IntentOutcome::Accepted(v) => (StatusCode::OK, Ok(v)),
         IntentOutcome::Rejected(why) => (StatusCode::UNPROCESSABLE_ENTITY, Err(why)),
         IntentOutcome::Failed(why) => (StatusCode::SERVICE_UNAVAILABLE, Err(why)),

@@ -2,9 +2,8 @@
 
 use super::engine::{Engine, Firing, Outcome};
 use crate::mqtt::Incoming;
-use crate::state::Event;
+use crate::state::{Event, EventName};
 use crate::store::StoreHandle;
-use crate::telemetry::views::{rfc3339_ms, unix_ms_now};
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -12,7 +11,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Rule events join the store's events, so they reach `B/events` and the SSE stream alike.
-async fn publish_event(store: &StoreHandle, name: &'static str, fields: Value) {
+async fn publish_event(store: &StoreHandle, name: EventName, fields: Value) {
     store.event(Event::new(name, fields)).await;
 }
 
@@ -58,12 +57,12 @@ async fn handle(outcome: Outcome, store: &StoreHandle) {
             let left = deadline.saturating_duration_since(Instant::now());
             publish_event(
                 store,
-                "rule_hold_started",
+                EventName::RuleHoldStarted,
                 json!({
                     "rule": rule,
                     "topic": topic,
                     "hold_ms": hold.as_millis() as u64,
-                    "fires_at": rfc3339_ms(unix_ms_now() + left.as_millis() as u64),
+                    "fires_at": humantime::format_rfc3339_millis(std::time::SystemTime::now() + left).to_string(),
                 }),
             )
             .await;
@@ -72,7 +71,7 @@ async fn handle(outcome: Outcome, store: &StoreHandle) {
             tracing::info!(rule, topic, held = %humantime::format_duration(held), "rule condition false within its hold; firing cancelled");
             publish_event(
                 store,
-                "rule_hold_cancelled",
+                EventName::RuleHoldCancelled,
                 json!({
                     "rule": rule,
                     "topic": topic,
@@ -96,7 +95,8 @@ async fn submit(firing: Firing, store: &StoreHandle) {
         action,
         intent,
     } = firing;
-    let outcome = crate::command::submit(store, intent, format!("rule:{rule}")).await;
+    let outcome =
+        crate::command::submit(store, intent, crate::command::Source::Rule(rule.clone())).await;
     let store = store.clone();
     tokio::spawn(async move {
         let result = outcome.await.into_result();
@@ -106,7 +106,7 @@ async fn submit(firing: Firing, store: &StoreHandle) {
                 tracing::info!(rule, topic, action = %action_json, result = %accepted, "rule fired");
                 publish_event(
                     &store,
-                    "rule_fired",
+                    EventName::RuleFired,
                     json!({ "rule": rule, "topic": topic, "action": action_json, "result": accepted }),
                 ).await;
             }
@@ -114,7 +114,7 @@ async fn submit(firing: Firing, store: &StoreHandle) {
                 tracing::warn!(rule, topic, action = %action_json, %error, "rule matched but could not act");
                 publish_event(
                     &store,
-                    "rule_failed",
+                    EventName::RuleFailed,
                     json!({ "rule": rule, "topic": topic, "action": action_json, "error": error }),
                 )
                 .await;

@@ -1,6 +1,6 @@
 //! Operator intents: validate, resolve, record, answer.
 
-use super::effect::{Endpoint, Key, StateTopic};
+use super::effect::{Endpoint, EventName, Key, StateTopic};
 use super::input::{Accepted, CancelledRef, CommandRef, Intent, Reply};
 use super::machine::{command_event_data, Fx, State};
 use super::model::{
@@ -54,7 +54,7 @@ impl State {
             delivered_at_ms: None,
             finished_at_ms: None,
         };
-        fx.event("command_accepted", command_event_data(&cmd));
+        fx.event(EventName::CommandAccepted, command_event_data(&cmd));
         self.commands.insert(id, cmd);
         fx.persist(Key::Meta);
         fx.persist(Key::Command(id));
@@ -77,7 +77,7 @@ impl State {
         desired.fetched = false;
         desired.set_at_ms = now.unix_ms();
         fx.event(
-            "profile_set",
+            EventName::ProfileSet,
             json!({ "profile": profile, "source": source }),
         );
         fx.persist(Key::Meta);
@@ -260,7 +260,7 @@ impl State {
         boot.outcome = Outcome::Pending;
         boot.delivered = false;
         fx.event(
-            "boot_order_set",
+            EventName::BootOrderSet,
             json!({ "app": target, "boot": choice, "source": source }),
         );
         fx.persist(Key::Meta);
@@ -280,7 +280,7 @@ impl State {
         radio.outcome = Outcome::Pending;
         radio.delivered = false;
         fx.event(
-            "radio_set",
+            EventName::RadioSet,
             json!({ "radio_silence": radio_silence, "source": source }),
         );
         fx.persist(Key::Meta);
@@ -305,7 +305,10 @@ impl State {
             };
         }
         let labels: Vec<String> = ports.iter().map(|p| p.logical_label.clone()).collect();
-        fx.event("network_set", json!({ "ports": labels, "source": source }));
+        fx.event(
+            EventName::NetworkSet,
+            json!({ "ports": labels, "source": source }),
+        );
         network.serve = if ports.is_empty() {
             Serve::Clearing
         } else {

@@ -19,7 +19,7 @@ pub mod resolve;
 #[cfg(test)]
 mod tests;
 
-pub use effect::{Effect, Endpoint, Event, Key, ReportKind, StateTopic};
+pub use effect::{Effect, Endpoint, Event, EventName, Key, ReportKind, StateTopic};
 pub use input::{Accepted, AppCommandOut, CommandRef, EveRequest, Input, Intent, Reply};
 pub use machine::{apply, Applied, Limits, Meta, State};
 pub use model::*;

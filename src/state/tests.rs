@@ -79,7 +79,7 @@ fn events(a: &Applied) -> Vec<&'static str> {
     a.effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Event(ev) => Some(ev.event),
+            Effect::Event(ev) => Some(ev.event.as_str()),
             _ => None,
         })
         .collect()
@@ -748,7 +748,7 @@ fn command_json_uses_string_timestamps() {
 fn an_announced_event_goes_out_and_changes_nothing() {
     let mut s = state();
     let before = s.clone();
-    let event = Event::new("rule_fired", json!({ "rule": "ups" }));
+    let event = Event::new(EventName::RuleFired, json!({ "rule": "ups" }));
     let applied = apply(&mut s, Input::Announce(event.clone()), now(1));
     assert_eq!(applied.reply, Reply::Done);
     assert_eq!(applied.effects, vec![Effect::Event(event)]);

@@ -450,7 +450,11 @@ mod tests {
                 .await
                 .expect("store_recovered within 10 s")
                 .unwrap();
-            if let Some(e) = change.events.iter().find(|e| e.event == "store_recovered") {
+            if let Some(e) = change
+                .events
+                .iter()
+                .find(|e| e.event == crate::state::EventName::StoreRecovered)
+            {
                 break e.clone();
             }
         };
