@@ -268,7 +268,9 @@ action = { app = "{1}", command = "restrat" }
         ),
         ..Config::default()
     };
-    let err = config.validate().expect_err("must be rejected").to_string();
+    let err = lps_bridge::app::prepare(config)
+        .expect_err("must be rejected")
+        .to_string();
     assert!(
         err.contains("rules")
             && err.contains("rule 'typo'")

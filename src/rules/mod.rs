@@ -27,6 +27,14 @@ pub use engine::{Engine, Firing, Outcome};
 pub use filters::{contains, disjoint_cover, overlap};
 pub use task::run;
 
+/// Compiles `[[rules]]` into the engine, binding nothing: start-up and `check-config` both run it.
+pub fn prepare(rules: &[crate::config::RuleConfig]) -> Result<Engine, crate::config::ConfigError> {
+    compile(rules).map_err(|e| crate::config::ConfigError::Invalid {
+        key: "rules",
+        reason: e.to_string(),
+    })
+}
+
 /// A rule that cannot be used, with its position, its name and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleError {
