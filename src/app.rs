@@ -57,12 +57,22 @@ fn serve(
     });
 }
 
+/// The config checked the way start-up needs it, binding nothing: the config's own checks, then
+/// each subsystem's `prepare`. `run`, `demo` and `check-config` all come through here.
+pub fn prepare(config: crate::config::Config) -> Result<Settings, crate::config::ConfigError> {
+    let settings = config.validate()?;
+    mqtt::prepare(&settings.config.mqtt)?;
+    crate::rules::prepare(&settings.config.rules)?;
+    crate::schedule::prepare(&settings.config.schedules)?;
+    Ok(settings)
+}
+
 /// Starts everything; returns once all listeners are bound.
 pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let config = &settings.config;
-    // Bad rules are refused before anything binds (check-config runs the same check).
-    let rules = crate::rules::compile(&config.rules)?;
-    let schedules = crate::schedule::compile(&config.schedules).map_err(anyhow::Error::msg)?;
+    // Bad rules are refused before anything binds (`prepare` ran the same check).
+    let rules = crate::rules::prepare(&config.rules)?;
+    let schedules = crate::schedule::prepare(&config.schedules)?;
     let shutdown = CancellationToken::new();
     let store_stop = CancellationToken::new();
     let limits = Limits {

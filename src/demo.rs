@@ -81,7 +81,7 @@ pub async fn run(
     let token = config.lps.server_token.clone();
     let data = config.store.dir.clone();
     let scratch = data == scratch_dir();
-    let settings = config.validate()?;
+    let settings = crate::app::prepare(config)?;
     let running = crate::app::start(settings).await?;
     let mut opts = SimOptions::new(format!("http://{}", running.lps_addr), token);
     opts.apps = AppSpec::parse_list(DEMO_APPS).map_err(anyhow::Error::msg)?;

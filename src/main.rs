@@ -85,7 +85,7 @@ fn load_with(
         config.store.dir = dir;
     }
     config.apply_env(|k| std::env::var(k).ok());
-    config.validate().map_err(|e| e.to_string())
+    lps_bridge::app::prepare(config).map_err(|e| e.to_string())
 }
 
 fn init_logging() {
@@ -148,6 +148,11 @@ fn main() -> ExitCode {
                 }
             };
             config.apply_env(|k| std::env::var(k).ok());
+            // Refused before anything starts, with the same exit code as `run`.
+            if let Err(e) = lps_bridge::app::prepare(config.clone()) {
+                eprintln!("lps-bridge demo: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
             match runtime().block_on(lps_bridge::demo::run(
                 config,
                 speed,

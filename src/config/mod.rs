@@ -259,6 +259,8 @@ impl Config {
         }
     }
 
+    /// The config's own checks (addresses, limits, names); `app::prepare` adds each
+    /// subsystem's. Plain data: this module calls no other part of the gateway.
     pub fn validate(self) -> Result<Settings, ConfigError> {
         validate::validate(self)
     }

@@ -1,4 +1,6 @@
-//! Validation of a parsed config: every error names the key and says what would be right.
+//! Validation of a parsed config on its own terms (addresses, limits, names): every error names
+//! the key and says what would be right. What only a subsystem can judge (TLS files, MQTT users,
+//! the plant broker's options, rules) is each subsystem's `prepare`; `app::prepare` runs all.
 
 use super::{Config, Settings, LPS_ENDPOINTS};
 use std::net::SocketAddr;
@@ -54,27 +56,15 @@ pub(super) fn validate(config: Config) -> Result<Settings, ConfigError> {
         }
     }
     let mqtt_tls = match &config.mqtt.tls {
-        Some(tls) => {
-            crate::mqtt::check_tls(tls).map_err(|e| invalid("mqtt.tls", e.to_string()))?;
-            Some((address("mqtt.tls.listen", &tls.listen)?, tls.clone()))
-        }
+        Some(tls) => Some((address("mqtt.tls.listen", &tls.listen)?, tls.clone())),
         None => None,
     };
-    crate::mqtt::auth::Users::new(&config.mqtt.users)
-        .map_err(|reason| invalid("mqtt.users", reason))?;
-    crate::rules::compile(&config.rules).map_err(|e| invalid("rules", e.to_string()))?;
-    crate::schedule::compile(&config.schedules).map_err(|e| invalid("schedules", e))?;
     let switch = &config.profile_switch;
     if switch.quiet_period.is_zero() || switch.timeout <= switch.quiet_period {
         return Err(invalid(
             "profile_switch",
             "quiet_period must be longer than 0s and timeout longer than quiet_period, e.g. quiet_period = \"30s\", timeout = \"10m\"",
         ));
-    }
-    if let Some(external) = &config.mqtt.external {
-        crate::mqtt::external::check(external).map_err(|e| match e {
-            crate::mqtt::external::ExternalError::Invalid { key, reason } => invalid(key, reason),
-        })?;
     }
 
     for name in &config.lps.disabled_endpoints {

@@ -1,4 +1,4 @@
-//! Responses on the EVE side: every body is `application/x-proto-binary` (DESIGN §3.1).
+//! Responses on the EVE side: every body is `application/x-proto-binary`.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

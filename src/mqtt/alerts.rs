@@ -11,7 +11,7 @@
 //! The layer must be installed (the binary does, in `logging::init`; tests install it too).
 
 use crate::metrics::Metrics;
-use crate::state::Event;
+use crate::state::{Event, EventName};
 use crate::store::StoreHandle;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -258,11 +258,11 @@ pub async fn run(router: String, metrics: Arc<Metrics>, store: StoreHandle) {
             metrics.mqtt_losses.add(&key, loss);
             reports.push((key, loss.jumps, Some(loss.lost)));
         }
-        report(&reports, &store);
+        report(&reports, &store).await;
     }
 }
 
-fn report(reports: &[(Key, u64, Option<u64>)], store: &StoreHandle) {
+async fn report(reports: &[(Key, u64, Option<u64>)], store: &StoreHandle) {
     for ((client, filter), jumps, lost) in reports.iter().take(REPORT_PER_BATCH) {
         let lost_text = lost.map_or("an unknown number of".to_string(), |n| n.to_string());
         if client.starts_with(OWN_LINK) {
@@ -270,10 +270,12 @@ fn report(reports: &[(Key, u64, Option<u64>)], store: &StoreHandle) {
         } else {
             tracing::warn!(client, filter, jumps, lost = ?lost, "MQTT subscriber fell behind its backlog: the broker skipped {lost_text} messages (raise mqtt.segment_bytes / mqtt.own_segment_bytes, or make the subscriber faster)");
         }
-        store.announce(Event::new(
-            "mqtt_messages_lost",
-            json!({ "client": client, "filter": filter, "lost": lost, "jumps": jumps }),
-        ));
+        store
+            .event(Event::new(
+                EventName::MqttMessagesLost,
+                json!({ "client": client, "filter": filter, "lost": lost, "jumps": jumps }),
+            ))
+            .await;
     }
     if reports.len() > REPORT_PER_BATCH {
         let rest = &reports[REPORT_PER_BATCH..];

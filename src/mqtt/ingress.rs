@@ -3,36 +3,12 @@
 use super::link::Incoming;
 use super::topics::Topics;
 use super::{Outgoing, Publisher};
-use crate::commands::{self, Parsed};
+use crate::command::{self, reply_payload, Parsed};
 use crate::store::StoreHandle;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use tokio::sync::{mpsc, Semaphore};
-
-/// The reply JSON: `{"status":"ok",...}` or `{"status":"error","error":...}`, transaction echoed.
-pub fn reply_payload(result: Result<Value, String>, transaction: Option<Value>) -> Value {
-    let mut body = match result {
-        Ok(Value::Object(fields)) => {
-            let mut body = serde_json::Map::new();
-            body.insert("status".into(), json!("ok"));
-            body.extend(fields);
-            body
-        }
-        Ok(_) => json!({ "status": "ok" })
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
-        Err(error) => json!({ "status": "error", "error": error })
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
-    };
-    if let Some(t) = transaction {
-        body.insert("transaction".into(), t);
-    }
-    Value::Object(body)
-}
 
 fn send_reply(publisher: &Publisher, topics: &Topics, msg: &Incoming, body: &Value) {
     let payload = bytes::Bytes::from(body.to_string());
@@ -145,7 +121,7 @@ fn admit(
     metrics
         .mqtt_messages_in
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let topic = topics.parse_command(&msg.topic)?;
+    let target = topics.parse_command(&msg.topic)?;
     // Empty is what clearing a retained message looks like, ours included: never a command.
     if msg.payload.is_empty() {
         return None;
@@ -164,7 +140,7 @@ fn admit(
     let Parsed {
         intent,
         transaction,
-    } = commands::parse(&topic, &msg.payload, crate::lps::convert::parse_port);
+    } = command::parse(&target, &msg.payload);
     match intent {
         Ok(intent) => Some(Job {
             msg,
@@ -267,7 +243,7 @@ async fn dispatch(
         intent,
         transaction,
     } = job;
-    let outcome = store.intent(intent, "mqtt".into()).await;
+    let outcome = command::submit(store, intent, command::Source::Mqtt).await;
     let publisher = publisher.clone();
     let topics = topics.clone();
     tokio::spawn(async move {
@@ -285,20 +261,6 @@ async fn dispatch(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reply_shapes() {
-        let ok = reply_payload(
-            Ok(json!({ "command": { "id": 1, "timestamp": "5" } })),
-            Some(json!(42)),
-        );
-        assert_eq!(
-            ok,
-            json!({ "status": "ok", "command": { "id": 1, "timestamp": "5" }, "transaction": 42 })
-        );
-        let err = reply_payload(Err("bad".into()), None);
-        assert_eq!(err, json!({ "status": "error", "error": "bad" }));
-    }
 
     fn job(topic: &str, response: Option<&str>, n: u64) -> Job {
         Job {

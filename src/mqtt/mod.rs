@@ -12,11 +12,27 @@ pub mod state_guard;
 pub mod topics;
 
 pub use broker::{check_tls, BrokerError, Listeners};
-pub use ingress::{reply_payload, run as run_ingress};
+pub use ingress::run as run_ingress;
+
+/// Checks what only MQTT can judge in `[mqtt]` (TLS files, users, the plant broker's options),
+/// binding nothing: start-up and `check-config` both run it (through `app::prepare`).
+pub fn prepare(cfg: &MqttConfig) -> Result<(), ConfigError> {
+    let invalid = |key: &'static str, reason: String| ConfigError::Invalid { key, reason };
+    if let Some(tls) = &cfg.tls {
+        check_tls(tls).map_err(|e| invalid("mqtt.tls", e.to_string()))?;
+    }
+    auth::Users::new(&cfg.users).map_err(|reason| invalid("mqtt.users", reason))?;
+    if let Some(external) = &cfg.external {
+        external::check(external).map_err(|e| match e {
+            external::ExternalError::Invalid { key, reason } => invalid(key, reason),
+        })?;
+    }
+    Ok(())
+}
 pub use link::{Incoming, LinkHealth};
 pub use listener::SocketAudit;
 
-use crate::config::Settings;
+use crate::config::{ConfigError, MqttConfig, Settings};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

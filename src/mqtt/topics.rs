@@ -1,14 +1,6 @@
 //! Every topic string is built and parsed here.
 
-/// A command topic under the base, as the gateway understands it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CommandTopic {
-    Profile,
-    App(String),
-    Device,
-    Radio,
-    Network,
-}
+use crate::command::Target;
 
 #[derive(Debug, Clone)]
 pub struct Topics {
@@ -198,17 +190,16 @@ impl Topics {
         topic.strip_prefix(self.base.as_str())?.strip_prefix('/')
     }
 
-    pub fn parse_command(&self, topic: &str) -> Option<CommandTopic> {
+    /// The command target a topic under the base names (`profile/set`, `app/<name>/set` …).
+    pub fn parse_command(&self, topic: &str) -> Option<Target> {
         let rel = self.relative(topic)?;
         let parts: Vec<&str> = rel.split('/').collect();
         match parts.as_slice() {
-            ["profile", "set"] => Some(CommandTopic::Profile),
-            ["device", "set"] => Some(CommandTopic::Device),
-            ["radio", "set"] => Some(CommandTopic::Radio),
-            ["network", "set"] => Some(CommandTopic::Network),
-            ["app", name, "set"] if !name.is_empty() => {
-                Some(CommandTopic::App((*name).to_string()))
-            }
+            ["profile", "set"] => Some(Target::Profile),
+            ["device", "set"] => Some(Target::Device),
+            ["radio", "set"] => Some(Target::Radio),
+            ["network", "set"] => Some(Target::Network),
+            ["app", name, "set"] if !name.is_empty() => Some(Target::App((*name).to_string())),
             _ => None,
         }
     }
@@ -229,16 +220,13 @@ mod tests {
         let t = Topics::new("lps/edge");
         assert_eq!(
             t.parse_command("lps/edge/profile/set"),
-            Some(CommandTopic::Profile)
+            Some(Target::Profile)
         );
         assert_eq!(
             t.parse_command("lps/edge/app/vision/set"),
-            Some(CommandTopic::App("vision".into()))
+            Some(Target::App("vision".into()))
         );
-        assert_eq!(
-            t.parse_command("lps/edge/device/set"),
-            Some(CommandTopic::Device)
-        );
+        assert_eq!(t.parse_command("lps/edge/device/set"), Some(Target::Device));
         assert_eq!(t.parse_command("lps/edge/app/set"), None);
         assert_eq!(t.parse_command("lps/edge/apps"), None);
         assert_eq!(t.parse_command("other/profile/set"), None);

@@ -2,9 +2,7 @@
 //! store path as MQTT commands, with the same error wording.
 
 use super::OperatorState;
-use crate::commands;
-use crate::mqtt::reply_payload;
-use crate::mqtt::topics::CommandTopic;
+use crate::command::{self, reply_payload, Target};
 use crate::state::resolve::resolve_app;
 use crate::store::IntentOutcome;
 use crate::telemetry::views;
@@ -205,14 +203,14 @@ pub async fn get_openapi() -> Response {
 }
 
 /// Parses like the MQTT topic, submits, and answers like the MQTT reply.
-async fn mutate(s: &OperatorState, topic: CommandTopic, body: &[u8]) -> Response {
+async fn mutate(s: &OperatorState, target: Target, body: &[u8]) -> Response {
     if body.iter().all(u8::is_ascii_whitespace) {
         return error(
             StatusCode::BAD_REQUEST,
-            format!("empty body; expected e.g. {}", commands::example(&topic)),
+            format!("empty body; expected e.g. {}", command::example(&target)),
         );
     }
-    let parsed = commands::parse(&topic, body, crate::lps::convert::parse_port);
+    let parsed = command::parse(&target, body);
     let intent = match parsed.intent {
         Ok(intent) => intent,
         Err(e) => {
@@ -223,7 +221,10 @@ async fn mutate(s: &OperatorState, topic: CommandTopic, body: &[u8]) -> Response
                 .into_response()
         }
     };
-    let (status, result) = match s.store.intent(intent, "rest".into()).await.await {
+    let (status, result) = match command::submit(&s.store, intent, command::Source::Rest)
+        .await
+        .await
+    {
         IntentOutcome::Accepted(v) => (StatusCode::OK, Ok(v)),
         IntentOutcome::Rejected(why) => (StatusCode::UNPROCESSABLE_ENTITY, Err(why)),
         IntentOutcome::Failed(why) => (StatusCode::SERVICE_UNAVAILABLE, Err(why)),
@@ -232,7 +233,7 @@ async fn mutate(s: &OperatorState, topic: CommandTopic, body: &[u8]) -> Response
 }
 
 pub async fn post_profile(State(s): State<OperatorState>, body: Bytes) -> Response {
-    mutate(&s, CommandTopic::Profile, &body).await
+    mutate(&s, Target::Profile, &body).await
 }
 
 pub async fn post_app(
@@ -240,17 +241,17 @@ pub async fn post_app(
     Path(app): Path<String>,
     body: Bytes,
 ) -> Response {
-    mutate(&s, CommandTopic::App(app), &body).await
+    mutate(&s, Target::App(app), &body).await
 }
 
 pub async fn post_device(State(s): State<OperatorState>, body: Bytes) -> Response {
-    mutate(&s, CommandTopic::Device, &body).await
+    mutate(&s, Target::Device, &body).await
 }
 
 pub async fn post_radio(State(s): State<OperatorState>, body: Bytes) -> Response {
-    mutate(&s, CommandTopic::Radio, &body).await
+    mutate(&s, Target::Radio, &body).await
 }
 
 pub async fn post_network(State(s): State<OperatorState>, body: Bytes) -> Response {
-    mutate(&s, CommandTopic::Network, &body).await
+    mutate(&s, Target::Network, &body).await
 }

@@ -82,7 +82,7 @@ pub async fn get_events(
                     Ok(change) => {
                         // The store's health is part of the state the dashboard shows.
                         send_state |= !change.topics.is_empty()
-                            || change.events.iter().any(|e| e.event.starts_with("store_"));
+                            || change.events.iter().any(|e| e.event.is_store());
                         for event in &change.events {
                             let body = views::event(event, views::unix_ms_now());
                             let sse = Event::default().event("event").data(body.to_string());

@@ -2,9 +2,8 @@
 //! worded exactly as a command reply would word it), then turned into an intent at each firing,
 //! with `{1}`, `{2}` … replaced by what the topic filter's `+` wildcards matched.
 
-use crate::commands;
+use crate::command::{self, Target};
 use crate::config::ActionConfig;
-use crate::mqtt::topics::CommandTopic;
 use crate::state::{AppAction, BootChoice, DeviceAction, Intent};
 use serde_json::{json, Value};
 
@@ -85,13 +84,8 @@ pub enum Action {
 const KINDS: &str = r#"{ profile = "night" }, { app = "vision", command = "restart" }, { app = "vision", boot = "usb" }, { device = "poweroff" } or { radio_silence = true }"#;
 
 /// Runs a command payload through the shared parser, as the command topics would.
-fn parse_command(topic: CommandTopic, payload: Value) -> Result<Intent, String> {
-    commands::parse(
-        &topic,
-        payload.to_string().as_bytes(),
-        crate::lps::convert::parse_port,
-    )
-    .intent
+fn parse_command(target: Target, payload: Value) -> Result<Intent, String> {
+    command::parse(&target, payload.to_string().as_bytes()).intent
 }
 
 impl Action {
@@ -131,7 +125,7 @@ impl Action {
             return Ok(Action::Radio(*radio_silence));
         }
         if let Some(device) = device {
-            return match parse_command(CommandTopic::Device, json!({ "command": device }))? {
+            return match parse_command(Target::Device, json!({ "command": device }))? {
                 Intent::DeviceCommand { action } => Ok(Action::Device(action)),
                 other => Err(format!("internal: device parsed as {other:?}")),
             };
@@ -163,7 +157,7 @@ impl Action {
         };
         // The app is checked when the rule fires (EVE's app list changes); the name here is a
         // stand-in so that only the value is checked now.
-        match parse_command(CommandTopic::App("app".into()), payload)? {
+        match parse_command(Target::App("app".into()), payload)? {
             Intent::AppCommand { action, .. } => Ok(Action::App {
                 app: app_template,
                 action,

@@ -1,5 +1,5 @@
 //! Bridge rules: plant topics and payloads mapped to the same intents as the command topics,
-//! through the same validation and the same durable path (DESIGN §3.3, issue 3 §1).
+//! through the same validation and the same durable path.
 //!
 //! - `compile` checks `[[rules]]` (start-up and `check-config`) and returns the `Engine`.
 //! - `engine` is the pure, edge-triggered state machine (per rule and per concrete topic, with
@@ -26,6 +26,14 @@ pub use condition::{Condition, Expected};
 pub use engine::{Engine, Firing, Outcome};
 pub use filters::{contains, disjoint_cover, overlap};
 pub use task::run;
+
+/// Compiles `[[rules]]` into the engine, binding nothing: start-up and `check-config` both run it.
+pub fn prepare(rules: &[crate::config::RuleConfig]) -> Result<Engine, crate::config::ConfigError> {
+    compile(rules).map_err(|e| crate::config::ConfigError::Invalid {
+        key: "rules",
+        reason: e.to_string(),
+    })
+}
 
 /// A rule that cannot be used, with its position, its name and why.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,9 +2,8 @@
 
 use super::engine::{Engine, Firing, Outcome};
 use crate::mqtt::Incoming;
-use crate::state::Event;
+use crate::state::{Event, EventName};
 use crate::store::StoreHandle;
-use crate::telemetry::views::{rfc3339_ms, unix_ms_now};
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -12,8 +11,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Rule events join the store's events, so they reach `B/events` and the SSE stream alike.
-fn publish_event(store: &StoreHandle, name: &'static str, fields: Value) {
-    store.announce(Event::new(name, fields));
+async fn publish_event(store: &StoreHandle, name: EventName, fields: Value) {
+    store.event(Event::new(name, fields)).await;
 }
 
 /// Runs until shutdown or until the ingress closes the channel.
@@ -58,26 +57,28 @@ async fn handle(outcome: Outcome, store: &StoreHandle) {
             let left = deadline.saturating_duration_since(Instant::now());
             publish_event(
                 store,
-                "rule_hold_started",
+                EventName::RuleHoldStarted,
                 json!({
                     "rule": rule,
                     "topic": topic,
                     "hold_ms": hold.as_millis() as u64,
-                    "fires_at": rfc3339_ms(unix_ms_now() + left.as_millis() as u64),
+                    "fires_at": humantime::format_rfc3339_millis(std::time::SystemTime::now() + left).to_string(),
                 }),
-            );
+            )
+            .await;
         }
         Outcome::HoldCancelled { rule, topic, held } => {
             tracing::info!(rule, topic, held = %humantime::format_duration(held), "rule condition false within its hold; firing cancelled");
             publish_event(
                 store,
-                "rule_hold_cancelled",
+                EventName::RuleHoldCancelled,
                 json!({
                     "rule": rule,
                     "topic": topic,
                     "held_ms": held.as_millis() as u64,
                 }),
-            );
+            )
+            .await;
         }
         Outcome::Rearmed { rule, topic } => {
             tracing::debug!(rule, topic, "rule condition false; re-armed");
@@ -94,7 +95,8 @@ async fn submit(firing: Firing, store: &StoreHandle) {
         action,
         intent,
     } = firing;
-    let outcome = store.intent(intent, format!("rule:{rule}")).await;
+    let outcome =
+        crate::command::submit(store, intent, crate::command::Source::Rule(rule.clone())).await;
     let store = store.clone();
     tokio::spawn(async move {
         let result = outcome.await.into_result();
@@ -104,17 +106,18 @@ async fn submit(firing: Firing, store: &StoreHandle) {
                 tracing::info!(rule, topic, action = %action_json, result = %accepted, "rule fired");
                 publish_event(
                     &store,
-                    "rule_fired",
+                    EventName::RuleFired,
                     json!({ "rule": rule, "topic": topic, "action": action_json, "result": accepted }),
-                );
+                ).await;
             }
             Err(error) => {
                 tracing::warn!(rule, topic, action = %action_json, %error, "rule matched but could not act");
                 publish_event(
                     &store,
-                    "rule_failed",
+                    EventName::RuleFailed,
                     json!({ "rule": rule, "topic": topic, "action": action_json, "error": error }),
-                );
+                )
+                .await;
             }
         }
     });

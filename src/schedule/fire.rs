@@ -1,6 +1,7 @@
 //! The one seam between schedules and the command path: a firing is an intent like any
 //! MQTT/REST command or rule firing (same validation, acknowledged only once durable).
 
+use crate::command::{self, Source};
 use crate::state::Intent;
 use crate::store::StoreHandle;
 use serde_json::Value;
@@ -10,8 +11,8 @@ use std::future::Future;
 pub async fn submit(
     store: &StoreHandle,
     intent: Intent,
-    source: String,
+    source: Source,
 ) -> impl Future<Output = Result<Value, String>> + Send + 'static {
-    let outcome = store.intent(intent, source).await;
+    let outcome = command::submit(store, intent, source).await;
     async move { outcome.await.into_result() }
 }

@@ -1,4 +1,4 @@
-//! Profile schedules (`[[schedules]]`, issue 12): cron entries in a time zone that set a profile
+//! Profile schedules (`[[schedules]]`): cron entries in a time zone that set a profile
 //! or do a bridge-rule action, through the same intent path as MQTT, REST and rules.
 //!
 //! - `spec` checks a schedule (cron, zone, action) and does the occurrence arithmetic.
@@ -14,6 +14,16 @@ mod task;
 pub use planner::{Due, Planner, ProfileNow};
 pub use spec::{compile, compile_one, show, Schedule};
 pub use task::{spawn, system_clock, Board, WallClock};
+
+/// Checks `[[schedules]]` binding nothing: start-up and `check-config` both run it.
+pub fn prepare(
+    configs: &[crate::config::ScheduleConfig],
+) -> Result<Vec<Schedule>, crate::config::ConfigError> {
+    compile(configs).map_err(|reason| crate::config::ConfigError::Invalid {
+        key: "schedules",
+        reason,
+    })
+}
 
 /// How often the task looks at the wall clock (a step is noticed within this).
 pub const POLL_EVERY: std::time::Duration = std::time::Duration::from_secs(1);

@@ -5,7 +5,8 @@
 use super::planner::{Planner, ProfileNow};
 use super::spec::{show, Schedule};
 use crate::mqtt::{Outgoing, Publisher};
-use crate::state::Event;
+use crate::command::Source;
+use crate::state::{Event, EventName};
 use crate::store::StoreHandle;
 use jiff::Timestamp;
 use serde_json::{json, Value};
@@ -149,7 +150,7 @@ async fn run(
             let action = serde_json::to_value(&schedule.action).unwrap_or(Value::Null);
             tracing::info!(schedule = name, entry, missed = due.missed, %action, "schedule due");
             let outcome =
-                super::fire::submit(&store, schedule.intent(), format!("schedule:{name}")).await;
+                super::fire::submit(&store, schedule.intent(), Source::Schedule(name.clone())).await;
             let store = store.clone();
             let done = done_tx.clone();
             let index = due.index;
@@ -164,12 +165,16 @@ async fn run(
                     Ok(reply) => {
                         tracing::info!(schedule = name, %reply, "schedule fired");
                         fields.insert("result".into(), reply.clone());
-                        store.announce(Event::new("schedule_fired", Value::Object(fields)));
+                        store
+                            .event(Event::new(EventName::ScheduleFired, Value::Object(fields)))
+                            .await;
                     }
                     Err(error) => {
                         tracing::warn!(schedule = name, %error, "schedule could not act");
                         fields.insert("error".into(), json!(error));
-                        store.announce(Event::new("schedule_failed", Value::Object(fields)));
+                        store
+                            .event(Event::new(EventName::ScheduleFailed, Value::Object(fields)))
+                            .await;
                     }
                 }
                 let _ = done.send((

@@ -1,38 +1,34 @@
 //! NCMD / DCMD metric writes → the same intents as the MQTT command topics. The one seam into the
-//! command layer: a write becomes a command-topic payload, parsed by `commands::parse` (same
+//! command layer: a write becomes a command-topic payload, parsed by `command::parse` (same
 //! validation, same wording), and goes to the store's durable intent path.
 
 use super::payload::Written;
-use crate::commands;
-use crate::mqtt::topics::CommandTopic;
-use crate::state::{Event, Intent};
+use crate::command::{self, Source, Target};
+use crate::state::{Event, EventName, Intent};
 use crate::store::{IntentOutcome, StoreHandle};
 use serde_json::json;
-
-/// Source of every intent from Sparkplug, in the command log and events.
-pub const SOURCE: &str = "sparkplug";
 
 /// The command a write to a writable metric stands for; `app` is the device id (topic level).
 pub fn to_intent(app: Option<&str>, metric: &str, value: &Written) -> Result<Intent, String> {
     let (topic, body) = match (app, metric, value) {
         (None, "Profile/Desired", Written::Text(p)) => {
-            (CommandTopic::Profile, json!({ "profile": p }))
+            (Target::Profile, json!({ "profile": p }))
         }
         (None, "Radio/Silence", Written::Bool(b)) => {
-            (CommandTopic::Radio, json!({ "radio_silence": b }))
+            (Target::Radio, json!({ "radio_silence": b }))
         }
         (None, "Commands/Shutdown" | "Commands/Poweroff" | "Commands/Reboot", Written::Bool(b)) => {
             trigger(*b, metric)?;
             let command = metric["Commands/".len()..].to_ascii_lowercase();
-            (CommandTopic::Device, json!({ "command": command }))
+            (Target::Device, json!({ "command": command }))
         }
         (Some(app), "Boot Order", Written::Text(b)) => {
-            (CommandTopic::App(app.into()), json!({ "boot": b }))
+            (Target::App(app.into()), json!({ "boot": b }))
         }
         (Some(app), "Commands/Restart" | "Commands/Purge", Written::Bool(b)) => {
             trigger(*b, metric)?;
             let command = metric["Commands/".len()..].to_ascii_lowercase();
-            (CommandTopic::App(app.into()), json!({ "command": command }))
+            (Target::App(app.into()), json!({ "command": command }))
         }
         (_, _, Written::Other(what)) => {
             return Err(format!("'{metric}' cannot be written with {what}"))
@@ -42,12 +38,7 @@ pub fn to_intent(app: Option<&str>, metric: &str, value: &Written) -> Result<Int
         }
         (_, _, _) => return Err(format!("'{metric}' is a Boolean; write true or false")),
     };
-    commands::parse(
-        &topic,
-        body.to_string().as_bytes(),
-        crate::lps::convert::parse_port,
-    )
-    .intent
+    command::parse(&topic, body.to_string().as_bytes()).intent
 }
 
 fn trigger(value: bool, metric: &str) -> Result<(), String> {
@@ -62,7 +53,7 @@ fn trigger(value: bool, metric: &str) -> Result<(), String> {
 
 /// Submits an intent; logs the outcome and announces a refusal, without holding up the caller.
 pub async fn submit(store: &StoreHandle, topic: String, metric: String, intent: Intent) {
-    let outcome = store.intent(intent, SOURCE.into()).await;
+    let outcome = command::submit(store, intent, Source::Sparkplug).await;
     let store = store.clone();
     tokio::spawn(async move {
         match outcome.await {
@@ -79,10 +70,13 @@ pub async fn submit(store: &StoreHandle, topic: String, metric: String, intent: 
 /// A write that changes nothing: logged and announced on `B/events`.
 pub fn refused(store: &StoreHandle, topic: &str, metric: &str, why: &str) {
     tracing::info!(%topic, %metric, error = %why, "Sparkplug write refused");
-    store.announce(Event::new(
-        "sparkplug_write_refused",
+    let event = Event::new(
+        EventName::SparkplugWriteRefused,
         json!({ "topic": topic, "metric": metric, "error": why }),
-    ));
+    );
+    let store = store.clone();
+    // Through `apply` like every event; aside, so a refusal never holds up the session loop.
+    tokio::spawn(async move { store.event(event).await });
 }
 
 #[cfg(test)]

@@ -84,6 +84,9 @@ pub enum Input {
     Eve(EveRequest),
     /// Periodic: lets timers (EVE offline) fire.
     Tick,
+    /// Something that happened outside the state (a rule fired, a subscriber lost messages, the
+    /// store turned read-only): changes nothing, and goes out like every state event.
+    Announce(super::Event),
 }
 
 /// A command as its reply names it.

@@ -1,6 +1,6 @@
 //! Operator intents: validate, resolve, record, answer.
 
-use super::effect::{Endpoint, Key, StateTopic};
+use super::effect::{Endpoint, EventName, Key, StateTopic};
 use super::input::{Accepted, CancelledRef, CommandRef, Intent, Reply};
 use super::machine::{command_event_data, Fx, State};
 use super::model::{
@@ -56,7 +56,7 @@ impl State {
             deliveries: 0,
             stalled_reason: None,
         };
-        fx.event("command_accepted", command_event_data(&cmd));
+        fx.event(EventName::CommandAccepted, command_event_data(&cmd));
         self.commands.insert(id, cmd);
         fx.persist(Key::Meta);
         fx.persist(Key::Command(id));
@@ -80,7 +80,7 @@ impl State {
         desired.set_at_ms = now.unix_ms();
         self.cancel_settle();
         fx.event(
-            "profile_set",
+            EventName::ProfileSet,
             json!({ "profile": profile, "source": source }),
         );
         fx.persist(Key::Meta);
@@ -264,7 +264,7 @@ impl State {
         boot.outcome = Outcome::Pending;
         boot.delivered = false;
         fx.event(
-            "boot_order_set",
+            EventName::BootOrderSet,
             json!({ "app": target, "boot": choice, "source": source }),
         );
         fx.persist(Key::Meta);
@@ -284,7 +284,7 @@ impl State {
         radio.outcome = Outcome::Pending;
         radio.delivered = false;
         fx.event(
-            "radio_set",
+            EventName::RadioSet,
             json!({ "radio_silence": radio_silence, "source": source }),
         );
         fx.persist(Key::Meta);
@@ -309,7 +309,10 @@ impl State {
             };
         }
         let labels: Vec<String> = ports.iter().map(|p| p.logical_label.clone()).collect();
-        fx.event("network_set", json!({ "ports": labels, "source": source }));
+        fx.event(
+            EventName::NetworkSet,
+            json!({ "ports": labels, "source": source }),
+        );
         network.serve = if ports.is_empty() {
             Serve::Clearing
         } else {

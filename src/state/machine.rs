@@ -1,6 +1,6 @@
 //! The state and the one function that changes it. Pure: no I/O, no clock reads, no async.
 
-use super::effect::{Effect, Event, Key, StateTopic};
+use super::effect::{Effect, Event, EventName, Key, StateTopic};
 use super::input::{Input, Reply};
 use super::model::{Command, CommandId, Desired, EveLink, Lifecycle, Now, Reports, StoreStatus};
 use serde::{Deserialize, Serialize};
@@ -86,7 +86,7 @@ impl Fx {
             self.effects.push(Effect::Publish(topic));
         }
     }
-    pub fn event(&mut self, event: &'static str, data: serde_json::Value) {
+    pub fn event(&mut self, event: EventName, data: serde_json::Value) {
         self.effects.push(Effect::Event(Event::new(event, data)));
     }
     pub fn signal(&mut self, endpoint: super::effect::Endpoint) {
@@ -108,6 +108,10 @@ pub fn apply(state: &mut State, input: Input, now: Now) -> Applied {
         Input::Tick => {
             state.check_eve_offline(now, &mut fx);
             state.check_settle(now, &mut fx);
+            Reply::Done
+        }
+        Input::Announce(event) => {
+            fx.effects.push(Effect::Event(event));
             Reply::Done
         }
     };
@@ -177,7 +181,7 @@ impl State {
         if cmd.lifecycle == Lifecycle::Accepted {
             cmd.lifecycle = Lifecycle::Delivered;
             cmd.delivered_at_ms = Some(now.unix_ms());
-            fx.event("command_delivered", command_event_data(cmd));
+            fx.event(EventName::CommandDelivered, command_event_data(cmd));
             fx.persist(Key::Command(id));
             fx.publish(publish_topic_for(cmd));
         }
@@ -207,7 +211,7 @@ impl State {
         let came_online = !self.eve.online;
         if came_online {
             self.eve.online = true;
-            fx.event("eve_online", json!({}));
+            fx.event(EventName::EveOnline, json!({}));
         }
         let due = self
             .eve
@@ -233,7 +237,7 @@ impl State {
         if self.eve.online && now.mono_ms.saturating_sub(seen) > self.limits.eve_offline_after_ms {
             self.eve.online = false;
             let last_seen = self.eve_last_seen_ms().map(super::model::rfc3339_ms);
-            fx.event("eve_offline", json!({ "last_seen": last_seen }));
+            fx.event(EventName::EveOffline, json!({ "last_seen": last_seen }));
             fx.publish(StateTopic::Eve);
             self.stall_delivered(last_seen.as_deref().unwrap_or("never"), fx);
         }
@@ -253,14 +257,14 @@ impl State {
     }
 }
 
-fn lifecycle_event(to: Lifecycle) -> &'static str {
+fn lifecycle_event(to: Lifecycle) -> EventName {
     match to {
-        Lifecycle::Accepted => "command_accepted",
-        Lifecycle::Delivered => "command_delivered",
-        Lifecycle::Stalled => "command_stalled",
-        Lifecycle::Completed => "command_completed",
-        Lifecycle::Superseded => "command_superseded",
-        Lifecycle::Cancelled => "command_cancelled",
+        Lifecycle::Accepted => EventName::CommandAccepted,
+        Lifecycle::Delivered => EventName::CommandDelivered,
+        Lifecycle::Stalled => EventName::CommandStalled,
+        Lifecycle::Completed => EventName::CommandCompleted,
+        Lifecycle::Superseded => EventName::CommandSuperseded,
+        Lifecycle::Cancelled => EventName::CommandCancelled,
     }
 }
 

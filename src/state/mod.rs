@@ -21,7 +21,7 @@ mod stall;
 #[cfg(test)]
 mod tests;
 
-pub use effect::{Effect, Endpoint, Event, Key, ReportKind, StateTopic};
+pub use effect::{Effect, Endpoint, Event, EventName, Key, ReportKind, StateTopic};
 pub use input::{Accepted, AppCommandOut, CommandRef, EveRequest, Input, Intent, Reply};
 pub use machine::{apply, Applied, Limits, Meta, State, LAST_SEEN_EVERY_MS};
 pub use model::*;

@@ -1,6 +1,6 @@
 //! EVE's requests: record each report, move command lifecycles, and compute the answer.
 
-use super::effect::{Key, ReportKind, StateTopic};
+use super::effect::{EventName, Key, ReportKind, StateTopic};
 use super::input::{AppCommandOut, EveRequest, Reply};
 use super::machine::{Fx, State};
 use super::model::{
@@ -84,7 +84,10 @@ impl State {
         let profile = &mut self.meta.desired.profile;
         if profile.set_at_ms != 0 && !profile.fetched {
             profile.fetched = true;
-            fx.event("profile_delivered", json!({ "profile": profile.name }));
+            fx.event(
+                EventName::ProfileDelivered,
+                json!({ "profile": profile.name }),
+            );
             fx.persist(Key::Meta);
             fx.publish(StateTopic::Profile);
             self.start_settle(now);
@@ -102,13 +105,13 @@ impl State {
             if !config_error.is_empty() {
                 radio.outcome = Outcome::Failed(config_error.to_string());
                 fx.event(
-                    "radio_failed",
+                    EventName::RadioFailed,
                     json!({ "radio_silence": radio.radio_silence, "error": config_error }),
                 );
             } else if reported == radio.radio_silence {
                 radio.outcome = Outcome::Applied;
                 fx.event(
-                    "radio_applied",
+                    EventName::RadioApplied,
                     json!({ "radio_silence": radio.radio_silence }),
                 );
             }
@@ -242,7 +245,7 @@ impl State {
                     .values()
                     .map(|e| json!({ "app": e.app, "boot": e.choice }))
                     .collect();
-                fx.event("boot_order_applied", json!({ "overrides": entries }));
+                fx.event(EventName::BootOrderApplied, json!({ "overrides": entries }));
                 fx.persist(Key::Meta);
                 fx.publish(StateTopic::Apps);
             }
@@ -329,13 +332,13 @@ impl State {
                         network.serve = Serve::Unset;
                     }
                     fx.event(
-                        "network_applied",
+                        EventName::NetworkApplied,
                         json!({ "ports": wanted, "reverted": reverted }),
                     );
                 }
                 Outcome::Failed(error) => {
                     fx.event(
-                        "network_rejected",
+                        EventName::NetworkRejected,
                         json!({ "ports": wanted, "error": error }),
                     );
                 }

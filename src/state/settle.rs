@@ -5,7 +5,7 @@
 //! The watch lives in memory (a restart mid-switch reports no outcome); the outcome is durable
 //! (in the profile's desired state) and shown in `B/profile`.
 
-use super::effect::{Key, StateTopic};
+use super::effect::{EventName, Key, StateTopic};
 use super::machine::{Fx, State};
 use super::model::{AppReport, Now};
 use serde_json::{json, Value};
@@ -137,10 +137,10 @@ impl State {
         };
         self.settle = None;
         let status = if settled {
-            fx.event("profile_settled", outcome.clone());
+            fx.event(EventName::ProfileSettled, outcome.clone());
             "settled"
         } else {
-            fx.event("profile_unsettled", outcome.clone());
+            fx.event(EventName::ProfileUnsettled, outcome.clone());
             "unsettled"
         };
         let mut shown = outcome;
@@ -211,8 +211,8 @@ mod tests {
             .iter()
             .filter_map(|e| match e {
                 // Only the switch's (EVE goes offline in these long silences too).
-                Effect::Event(ev) if ev.event.starts_with("profile_") => {
-                    Some((ev.event, json!(ev.data)))
+                Effect::Event(ev) if ev.event.as_str().starts_with("profile_") => {
+                    Some((ev.event.as_str(), json!(ev.data)))
                 }
                 _ => None,
             })

@@ -6,7 +6,7 @@
 //! without reporting it done is `stalled`. It stays open and served (it completes if EVE acts on
 //! it later) but is no longer signalled.
 
-use super::effect::Key;
+use super::effect::{EventName, Key};
 use super::machine::{command_event_data, Fx, State};
 use super::model::{AppAction, AppTarget, Command, CommandKind, Lifecycle, Now, Outcome};
 use super::resolve::find_report;
@@ -119,7 +119,7 @@ impl State {
         };
         cmd.lifecycle = Lifecycle::Stalled;
         cmd.stalled_reason = Some(reason);
-        fx.event("command_stalled", command_event_data(cmd));
+        fx.event(EventName::CommandStalled, command_event_data(cmd));
         fx.persist(Key::Command(id));
         fx.publish(super::machine::publish_topic_for(cmd));
     }

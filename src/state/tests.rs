@@ -80,7 +80,7 @@ fn events(a: &Applied) -> Vec<&'static str> {
     a.effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Event(ev) => Some(ev.event),
+            Effect::Event(ev) => Some(ev.event.as_str()),
             _ => None,
         })
         .collect()
@@ -762,7 +762,7 @@ fn report_vision_halted(s: &mut State, vision_last: u64, at: u64) -> Applied {
 
 fn stalled_event(a: &Applied) -> Option<&Event> {
     a.effects.iter().find_map(|e| match e {
-        Effect::Event(ev) if ev.event == "command_stalled" => Some(ev),
+        Effect::Event(ev) if ev.event == EventName::CommandStalled => Some(ev),
         _ => None,
     })
 }
@@ -923,4 +923,15 @@ fn last_seen_is_published_and_persisted_at_most_every_interval_and_survives_a_re
         Some(now(LAST_SEEN_EVERY_MS).unix_ms())
     );
     assert!(!restarted.eve.online);
+}
+
+#[test]
+fn an_announced_event_goes_out_and_changes_nothing() {
+    let mut s = state();
+    let before = s.clone();
+    let event = Event::new(EventName::RuleFired, json!({ "rule": "ups" }));
+    let applied = apply(&mut s, Input::Announce(event.clone()), now(1));
+    assert_eq!(applied.reply, Reply::Done);
+    assert_eq!(applied.effects, vec![Effect::Event(event)]);
+    assert_eq!(s, before);
 }

@@ -13,7 +13,7 @@
 use super::disk::{Disk, StoreError};
 use super::fault::Backoff;
 use super::{Change, Clock, Reply};
-use crate::state::{apply, Effect, Event, Input, Key, State, StateTopic, StoreStatus};
+use crate::state::{apply, Effect, Event, EventName, Input, Key, State, StateTopic, StoreStatus};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -191,12 +191,16 @@ impl Actor {
                 }
                 continue;
             }
+            // Announced events change nothing: they go out read-only too.
+            let announced = matches!(input, Input::Announce(_));
             let applied = apply(&mut self.state, input, self.clock.now());
             let mut persisted = false;
             for effect in applied.effects {
                 match effect {
                     Effect::Persist(_) => persisted = true,
-                    Effect::Event(event) if is_eve_link_event(&event) => change.events.push(event),
+                    Effect::Event(event) if announced || is_eve_link_event(&event) => {
+                        change.events.push(event)
+                    }
                     Effect::Publish(StateTopic::Eve) => {
                         change.topics.insert(StateTopic::Eve);
                     }
@@ -244,7 +248,7 @@ impl Actor {
         self.schedule_retry();
         self.snapshot_tx.send_replace(Arc::new(self.state.clone()));
         self.publish_event(
-            "store_failed",
+            EventName::StoreFailed,
             json!({ "reason": reason, "dir": self.dir.display().to_string() }),
         );
     }
@@ -283,7 +287,7 @@ impl Actor {
                 self.snapshot_tx.send_replace(Arc::new(self.state.clone()));
                 self.write_latency.reopens.fetch_add(1, Ordering::Relaxed);
                 self.publish_event(
-                    "store_recovered",
+                    EventName::StoreRecovered,
                     json!({
                         "dir": self.dir.display().to_string(),
                         "read_only_ms": read_only_ms,
@@ -308,12 +312,20 @@ impl Actor {
         }
     }
 
-    /// The store's own events go the way of every state event: `B/events` and SSE.
-    fn publish_event(&self, name: &'static str, data: serde_json::Value) {
-        let _ = self.changes_tx.send(Arc::new(Change {
-            events: vec![Event::new(name, data)],
-            ..Change::default()
-        }));
+    /// The store's own events are inputs like any other: through `apply`, then out the way of
+    /// every state event (`B/events` and SSE).
+    fn publish_event(&mut self, name: EventName, data: serde_json::Value) {
+        let announce = Input::Announce(Event::new(name, data));
+        let applied = apply(&mut self.state, announce, self.clock.now());
+        let mut change = Change::default();
+        for effect in applied.effects {
+            if let Effect::Event(event) = effect {
+                change.events.push(event);
+            }
+        }
+        if !change.is_empty() {
+            let _ = self.changes_tx.send(Arc::new(change));
+        }
     }
 
     fn commit(&self, keys: &BTreeSet<Key>) -> Result<(), StoreError> {
@@ -331,5 +343,5 @@ impl Actor {
 }
 
 fn is_eve_link_event(event: &Event) -> bool {
-    matches!(event.event, "eve_online" | "eve_offline")
+    matches!(event.event, EventName::EveOnline | EventName::EveOffline)
 }

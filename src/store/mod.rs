@@ -172,13 +172,11 @@ impl StoreHandle {
         }
     }
 
-    /// Announces an event that changes no state (bridge rules), to the same consumers as the
-    /// store's own events: `B/events` and the SSE stream.
-    pub fn announce(&self, event: Event) {
-        let _ = self.changes_tx.send(Arc::new(Change {
-            events: vec![event],
-            ..Change::default()
-        }));
+    /// Queues an event that changes no state (bridge rules, MQTT losses) as an input, in order
+    /// with intents: it goes through `apply` to `B/events` and the SSE stream. Nobody waits for
+    /// it; once the store has stopped it is dropped.
+    pub async fn event(&self, event: Event) {
+        let _ = self.inputs_tx.send((Input::Announce(event), None)).await;
     }
 
     /// Whether the store actor is still running.
@@ -452,7 +450,11 @@ mod tests {
                 .await
                 .expect("store_recovered within 10 s")
                 .unwrap();
-            if let Some(e) = change.events.iter().find(|e| e.event == "store_recovered") {
+            if let Some(e) = change
+                .events
+                .iter()
+                .find(|e| e.event == crate::state::EventName::StoreRecovered)
+            {
                 break e.clone();
             }
         };

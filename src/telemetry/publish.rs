@@ -206,7 +206,7 @@ pub async fn run(
                     for event in &change.events {
                         telemetry.publish_event(event, at);
                     }
-                    store_event |= change.events.iter().any(|e| e.event.starts_with("store_"));
+                    store_event |= change.events.iter().any(|e| e.event.is_store());
                     topics.extend(change.topics.iter().copied());
                     next = match changes.try_recv() {
                         Ok(change) => Some(change),

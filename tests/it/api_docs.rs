@@ -1,4 +1,4 @@
-//! The API documents against the code (issue 4 §1, §4):
+//! The API documents against the code:
 //! - `docs/openapi.json` documents exactly the router's `ROUTES`, and is what `/api/openapi.json`
 //!   serves;
 //! - `docs/asyncapi.yaml` documents every topic the gateway publishes or subscribes to: checked
@@ -14,13 +14,14 @@ use lps_bridge::telemetry::publish::state_topic_name;
 
 use common::mqtt::Probe;
 use common::*;
+use lps_bridge::command::Target;
 use lps_bridge::config::Config;
 use lps_bridge::eve::info::ZInfoLocation;
 use lps_bridge::eve::profile::{
     AppBootInfoList, LocalAppInfo, LocalAppInfoList, LocalDevInfo, NetworkInfo, RadioStatus,
 };
-use lps_bridge::mqtt::topics::{filter_matches, CommandTopic, Topics};
-use lps_bridge::state::{Lifecycle, StateTopic};
+use lps_bridge::mqtt::topics::{filter_matches, Topics};
+use lps_bridge::state::{EventName, StateTopic};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -317,37 +318,24 @@ fn documented_events(doc: &Value) -> BTreeSet<String> {
 
 /// The relative topic of each command, spelled out for every variant (a new variant does not
 /// compile until it is added here and, through the test, to the document).
-fn command_relative(c: &CommandTopic) -> String {
+fn command_relative(c: &Target) -> String {
     match c {
-        CommandTopic::Profile => "profile/set".into(),
-        CommandTopic::App(app) => format!("app/{app}/set"),
-        CommandTopic::Device => "device/set".into(),
-        CommandTopic::Radio => "radio/set".into(),
-        CommandTopic::Network => "network/set".into(),
+        Target::Profile => "profile/set".into(),
+        Target::App(app) => format!("app/{app}/set"),
+        Target::Device => "device/set".into(),
+        Target::Radio => "radio/set".into(),
+        Target::Network => "network/set".into(),
     }
 }
 
-fn all_commands() -> Vec<CommandTopic> {
+fn all_commands() -> Vec<Target> {
     vec![
-        CommandTopic::Profile,
-        CommandTopic::App("vision".into()),
-        CommandTopic::Device,
-        CommandTopic::Radio,
-        CommandTopic::Network,
+        Target::Profile,
+        Target::App("vision".into()),
+        Target::Device,
+        Target::Radio,
+        Target::Network,
     ]
-}
-
-fn lifecycle_event(l: Lifecycle) -> String {
-    let name = match l {
-        Lifecycle::Accepted => "accepted",
-        Lifecycle::Delivered => "delivered",
-        Lifecycle::Stalled => "stalled",
-        Lifecycle::Completed => "completed",
-        Lifecycle::Superseded => "superseded",
-        Lifecycle::Cancelled => "cancelled",
-    };
-    assert_eq!(name, l.name());
-    format!("command_{name}")
 }
 
 #[test]
@@ -439,77 +427,17 @@ fn asyncapi_documents_every_topic_of_the_topics_module() {
     }
 }
 
-/// Event names in the source: the first argument of `fx.event("...")` and `Event::new("...")`, the third of the rules'
-/// `publish_event(publisher, topics, "...")`, and the lifecycle events.
-fn events_in_source() -> BTreeSet<String> {
-    fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                out.push(path);
-            }
-        }
-    }
-    let mut files = Vec::new();
-    walk(
-        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src"),
-        &mut files,
-    );
-    let mut names = BTreeSet::new();
-    for file in files {
-        let text = std::fs::read_to_string(&file).unwrap();
-        for call in ["fx.event(", "publish_event(", "Event::new("] {
-            for (at, _) in text.match_indices(call) {
-                if text[..at].ends_with("fn ") {
-                    continue;
-                }
-                // Plain arguments (no calls) up to the first string literal: that is the name.
-                let rest = &text[at + call.len()..];
-                let Some(quote) = rest.find('"') else {
-                    continue;
-                };
-                if rest[..quote].contains(['(', ')', ';']) {
-                    continue;
-                }
-                let name: String = rest[quote + 1..]
-                    .chars()
-                    .take_while(|c| *c != '"')
-                    .collect();
-                if !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
-                    names.insert(name);
-                }
-            }
-        }
-    }
-    for l in [
-        Lifecycle::Accepted,
-        Lifecycle::Delivered,
-        Lifecycle::Completed,
-        Lifecycle::Superseded,
-        Lifecycle::Cancelled,
-    ] {
-        names.insert(lifecycle_event(l));
-    }
-    names
+/// Every event name the code can emit.
+fn events_in_code() -> BTreeSet<String> {
+    EventName::ALL
+        .iter()
+        .map(|e| e.as_str().to_string())
+        .collect()
 }
 
 #[test]
 fn asyncapi_documents_every_event_the_code_emits() {
-    let in_code = events_in_source();
-    // Guard against the scan itself breaking silently.
-    for sure in [
-        "profile_set",
-        "eve_offline",
-        "network_rejected",
-        "rule_fired",
-    ] {
-        assert!(
-            in_code.contains(sure),
-            "the source scan no longer finds `{sure}` (found {in_code:?}); update events_in_source"
-        );
-    }
+    let in_code = events_in_code();
     assert_same_set(
         "event names on {base}/events (docs/asyncapi.yaml vs src/)",
         &documented_events(&asyncapi()),
@@ -837,11 +765,7 @@ fn node_red_flow_is_wired_and_speaks_the_documented_api() {
                         Some("str") => payload.to_string(),
                         other => panic!("inject {}: payloadType {other:?}", inject["id"]),
                     };
-                    let parsed = lps_bridge::commands::parse(
-                        &command,
-                        bytes.as_bytes(),
-                        lps_bridge::lps::convert::parse_port,
-                    );
+                    let parsed = lps_bridge::command::parse(&command, bytes.as_bytes());
                     assert!(
                         !bytes.is_empty() && parsed.intent.is_ok(),
                         "inject {} sends {bytes:?} to {topic}: {:?}",

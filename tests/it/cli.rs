@@ -115,3 +115,15 @@ fn check_config_prints_the_next_three_firings_and_refuses_bad_schedules() {
         assert!(err.contains("schedules") && err.contains(named), "{err}");
     }
 }
+
+#[test]
+fn demo_with_a_bad_config_exits_64_like_run() {
+    let (_d, path) = write("[lps]\nlisten = \"8888\"\n");
+    let out = bin()
+        .args(["demo", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lps.listen"));
+}

@@ -394,7 +394,7 @@ async fn bad_tls_files_fail_start_up_naming_the_key() {
     let mut c = test_config(dir.path());
     c.mqtt.listen = String::new();
     c.mqtt.external = Some(ext);
-    let err = match c.validate() {
+    let err = match lps_bridge::app::prepare(c) {
         Err(err) => err.to_string(),
         Ok(settings) => match lps_bridge::app::start(settings).await {
             Ok(_) => panic!("started with an unreadable ca_file"),

@@ -1,4 +1,4 @@
-//! The EVE-facing API's response policy (DESIGN §3.1), checked over real HTTP with protobuf.
+//! The EVE-facing API's response policy, checked over real HTTP with protobuf.
 
 use crate::common;
 

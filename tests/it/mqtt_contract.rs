@@ -1,4 +1,4 @@
-//! The MQTT contract (DESIGN §3.2) over the real embedded broker: replies, bad input, retained
+//! The MQTT contract over the real embedded broker: replies, bad input, retained
 //! state, retained-command protection, MQTT 5 response topics.
 
 use crate::common;

@@ -1,4 +1,4 @@
-//! Bridge rules end to end (issue 3 §1): a plant client publishes on its own topics to the real
+//! Bridge rules end to end: a plant client publishes on its own topics to the real
 //! embedded broker; the rules turn that into intents in the store and report on `B/events`.
 
 use crate::common;
@@ -268,7 +268,9 @@ action = { app = "{1}", command = "restrat" }
         ),
         ..Config::default()
     };
-    let err = config.validate().expect_err("must be rejected").to_string();
+    let err = lps_bridge::app::prepare(config)
+        .expect_err("must be rejected")
+        .to_string();
     assert!(
         err.contains("rules")
             && err.contains("rule 'typo'")

@@ -1,8 +1,8 @@
-//! Command payloads → intents, shared by MQTT, the REST API and bridge rules, so that every way in
-//! validates the same way and words its errors the same way. Pure: every refusal says what was
+//! The command grammar: a payload for a [`Target`] → an intent. Pure: every refusal says what was
 //! wrong and what would be right.
 
-use crate::mqtt::topics::CommandTopic;
+use super::port::parse_port;
+use super::Target;
 use crate::state::{AppAction, BootChoice, DeviceAction, Intent, NetworkPort};
 use serde_json::{Map, Value};
 
@@ -59,12 +59,9 @@ pub struct Parsed {
     pub transaction: Option<Value>,
 }
 
-/// Parses one command payload. `parse_port` turns one port's JSON into our domain form.
-pub fn parse(
-    topic: &CommandTopic,
-    payload: &[u8],
-    parse_port: impl Fn(&Value) -> Result<NetworkPort, String>,
-) -> Parsed {
+/// Parses one command payload for `target`.
+pub fn parse(target: &Target, payload: &[u8]) -> Parsed {
+    let topic = target;
     if payload.len() > MAX_COMMAND_BYTES {
         return refuse(
             format!(
@@ -78,7 +75,7 @@ pub fn parse(
         Ok(t) => t.trim(),
         Err(_) => return refuse("the payload is not UTF-8 text; send JSON", None),
     };
-    if let CommandTopic::Profile = topic {
+    if let Target::Profile = topic {
         if !text.starts_with('{') && !text.starts_with('"') {
             return Parsed {
                 intent: set_profile(text.to_string()),
@@ -95,7 +92,7 @@ pub fn parse(
             )
         }
     };
-    if let (CommandTopic::Profile, Value::String(profile)) = (topic, &value) {
+    if let (Target::Profile, Value::String(profile)) = (topic, &value) {
         return Parsed {
             intent: set_profile(profile.clone()),
             transaction: None,
@@ -109,11 +106,11 @@ pub fn parse(
     };
     let transaction = obj.remove("transaction");
     let intent = match topic {
-        CommandTopic::Profile => profile(&obj),
-        CommandTopic::App(app) => app_command(app, &obj),
-        CommandTopic::Device => device(&obj),
-        CommandTopic::Radio => radio(&obj),
-        CommandTopic::Network => network(&obj, parse_port),
+        Target::Profile => profile(&obj),
+        Target::App(app) => app_command(app, &obj),
+        Target::Device => device(&obj),
+        Target::Radio => radio(&obj),
+        Target::Network => network(&obj),
     };
     Parsed {
         intent,
@@ -128,13 +125,14 @@ fn refuse(why: impl Into<String>, transaction: Option<Value>) -> Parsed {
     }
 }
 
-pub fn example(topic: &CommandTopic) -> &'static str {
+/// A valid payload for `topic`, for error texts.
+pub fn example(topic: &Target) -> &'static str {
     match topic {
-        CommandTopic::Profile => r#"{"profile":"night"}"#,
-        CommandTopic::App(_) => r#"{"command":"restart"} or {"boot":"usb"} or {"cancel":true}"#,
-        CommandTopic::Device => r#"{"command":"reboot"} or {"cancel":true}"#,
-        CommandTopic::Radio => r#"{"radio_silence":true}"#,
-        CommandTopic::Network => r#"{"ports":[{"logical_label":"eth1","mtu":1400}]}"#,
+        Target::Profile => r#"{"profile":"night"}"#,
+        Target::App(_) => r#"{"command":"restart"} or {"boot":"usb"} or {"cancel":true}"#,
+        Target::Device => r#"{"command":"reboot"} or {"cancel":true}"#,
+        Target::Radio => r#"{"radio_silence":true}"#,
+        Target::Network => r#"{"ports":[{"logical_label":"eth1","mtu":1400}]}"#,
     }
 }
 
@@ -260,10 +258,7 @@ fn radio(obj: &Map<String, Value>) -> Result<Intent, String> {
     }
 }
 
-fn network(
-    obj: &Map<String, Value>,
-    parse_port: impl Fn(&Value) -> Result<NetworkPort, String>,
-) -> Result<Intent, String> {
+fn network(obj: &Map<String, Value>) -> Result<Intent, String> {
     only_keys(obj, &["ports"])?;
     let Some(Value::Array(list)) = obj.get("ports") else {
         return Err(
@@ -327,19 +322,19 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn p(topic: CommandTopic, payload: &str) -> Parsed {
-        parse(&topic, payload.as_bytes(), crate::lps::convert::parse_port)
+    fn p(topic: Target, payload: &str) -> Parsed {
+        parse(&topic, payload.as_bytes())
     }
 
-    fn app() -> CommandTopic {
-        CommandTopic::App("vision".into())
+    fn app() -> Target {
+        Target::App("vision".into())
     }
 
     #[test]
     fn profile_accepts_three_forms() {
         for payload in ["night", "\"night\"", r#"{"profile":"night"}"#] {
             assert_eq!(
-                p(CommandTopic::Profile, payload).intent,
+                p(Target::Profile, payload).intent,
                 Ok(Intent::SetProfile {
                     profile: "night".into()
                 }),
@@ -347,7 +342,7 @@ mod tests {
             );
         }
         assert_eq!(
-            p(CommandTopic::Profile, r#"{"profile":""}"#).intent,
+            p(Target::Profile, r#"{"profile":""}"#).intent,
             Ok(Intent::SetProfile {
                 profile: String::new()
             })
@@ -404,36 +399,36 @@ mod tests {
             err.starts_with("malformed JSON") && err.contains("restart"),
             "{err}"
         );
-        let err = p(CommandTopic::Device, r#"{"comand":"reboot"}"#)
+        let err = p(Target::Device, r#"{"comand":"reboot"}"#)
             .intent
             .unwrap_err();
         assert!(err.contains("unknown field 'comand'"), "{err}");
-        let err = p(CommandTopic::Device, "[1]").intent.unwrap_err();
+        let err = p(Target::Device, "[1]").intent.unwrap_err();
         assert!(err.contains("JSON object"), "{err}");
-        assert!(p(CommandTopic::Radio, r#"{"radio_silence":"yes"}"#)
+        assert!(p(Target::Radio, r#"{"radio_silence":"yes"}"#)
             .intent
             .unwrap_err()
             .contains("true or false"));
-        assert!(p(CommandTopic::Device, "\u{fffd}").intent.is_err());
+        assert!(p(Target::Device, "\u{fffd}").intent.is_err());
     }
 
     #[test]
     fn device_commands_and_cancel_by_id() {
         assert_eq!(
-            p(CommandTopic::Device, r#"{"command":"collect_info"}"#).intent,
+            p(Target::Device, r#"{"command":"collect_info"}"#).intent,
             Ok(Intent::DeviceCommand {
                 action: DeviceAction::CollectInfo
             })
         );
         assert_eq!(
-            p(CommandTopic::Device, r#"{"cancel":true,"id":7}"#).intent,
+            p(Target::Device, r#"{"cancel":true,"id":7}"#).intent,
             Ok(Intent::CancelDevice { id: Some(7) })
         );
         assert_eq!(
-            p(CommandTopic::Device, r#"{"cancel":true}"#).intent,
+            p(Target::Device, r#"{"cancel":true}"#).intent,
             Ok(Intent::CancelDevice { id: None })
         );
-        assert!(p(CommandTopic::Device, r#"{"command":"explode"}"#)
+        assert!(p(Target::Device, r#"{"command":"explode"}"#)
             .intent
             .unwrap_err()
             .contains("collect_info"));
@@ -442,7 +437,7 @@ mod tests {
     #[test]
     fn network_ports_validated_per_port() {
         let ok = p(
-            CommandTopic::Network,
+            Target::Network,
             r#"{"ports":[{"logical_label":"eth1","mtu":1400}]}"#,
         )
         .intent
@@ -452,18 +447,18 @@ mod tests {
         };
         assert_eq!(ports[0].logical_label, "eth1");
         assert_eq!(
-            p(CommandTopic::Network, r#"{"ports":[]}"#).intent,
+            p(Target::Network, r#"{"ports":[]}"#).intent,
             Ok(Intent::SetNetwork { ports: vec![] })
         );
         let err = p(
-            CommandTopic::Network,
+            Target::Network,
             r#"{"ports":[{"logical_label":"eth1","mtu":"big"}]}"#,
         )
         .intent
         .unwrap_err();
         assert!(err.starts_with("ports[0]"), "{err}");
         let err = p(
-            CommandTopic::Network,
+            Target::Network,
             r#"{"ports":[{"logical_label":"a"},{"logical_label":"a"}]}"#,
         )
         .intent
@@ -474,7 +469,7 @@ mod tests {
     #[test]
     fn free_text_reaching_eve_is_bounded_and_printable() {
         let huge = "[".repeat(200_000);
-        let err = p(CommandTopic::Profile, &huge).intent.unwrap_err();
+        let err = p(Target::Profile, &huge).intent.unwrap_err();
         assert!(err.contains("limit is 65536 bytes"), "{err}");
         let long = "n".repeat(MAX_PROFILE_BYTES + 1);
         for payload in [
@@ -482,29 +477,27 @@ mod tests {
             format!("\"{long}\""),
             format!(r#"{{"profile":"{long}"}}"#),
         ] {
-            let err = p(CommandTopic::Profile, &payload).intent.unwrap_err();
+            let err = p(Target::Profile, &payload).intent.unwrap_err();
             assert!(err.contains("the limit is 128 bytes"), "{err}");
         }
         let exact = "n".repeat(MAX_PROFILE_BYTES);
-        assert!(p(CommandTopic::Profile, &exact).intent.is_ok());
-        let err = p(CommandTopic::Profile, r#"{"profile":"night\u0000"}"#)
+        assert!(p(Target::Profile, &exact).intent.is_ok());
+        let err = p(Target::Profile, r#"{"profile":"night\u0000"}"#)
             .intent
             .unwrap_err();
         assert!(err.contains("U+0000") && err.contains("printable"), "{err}");
-        assert!(p(CommandTopic::Profile, r#"{"profile":" night"}"#)
+        assert!(p(Target::Profile, r#"{"profile":" night"}"#)
             .intent
             .unwrap_err()
             .contains("white space"));
-        assert!(p(CommandTopic::Profile, "nacht-\u{e9}t\u{e9}")
-            .intent
-            .is_ok());
+        assert!(p(Target::Profile, "nacht-\u{e9}t\u{e9}").intent.is_ok());
 
-        let app = CommandTopic::App("a".repeat(MAX_APP_REF_BYTES + 1));
+        let app = Target::App("a".repeat(MAX_APP_REF_BYTES + 1));
         assert!(p(app, r#"{"command":"restart"}"#)
             .intent
             .unwrap_err()
             .contains("the limit is 256 bytes"));
-        let app = CommandTopic::App("vis\u{7}ion".into());
+        let app = Target::App("vis\u{7}ion".into());
         assert!(p(app, r#"{"command":"restart"}"#)
             .intent
             .unwrap_err()
@@ -512,7 +505,7 @@ mod tests {
 
         let label = "e".repeat(MAX_PORT_LABEL_BYTES + 1);
         let err = p(
-            CommandTopic::Network,
+            Target::Network,
             &format!(r#"{{"ports":[{{"logical_label":"{label}"}}]}}"#),
         )
         .intent
@@ -522,7 +515,7 @@ mod tests {
             "{err}"
         );
         let err = p(
-            CommandTopic::Network,
+            Target::Network,
             r#"{"ports":[{"logical_label":"eth1","dns_domain":"a\u0001b"}]}"#,
         )
         .intent
@@ -535,7 +528,7 @@ mod tests {
             .map(|i| format!(r#"{{"logical_label":"eth{i}"}}"#))
             .collect();
         let err = p(
-            CommandTopic::Network,
+            Target::Network,
             &format!(r#"{{"ports":[{}]}}"#, many.join(",")),
         )
         .intent
