@@ -109,6 +109,11 @@ impl Commander {
         Ok(c)
     }
 
+    /// DISCONNECT: the event loop then ends, and the gateway closes the connection.
+    pub async fn close(self) {
+        let _ = self.client.disconnect().await;
+    }
+
     /// Publishes `payload` (a JSON object without `transaction`) with transaction `tx`.
     pub async fn send(&self, ledger: &Shared, relative: &str, command: &str, tx: &str) -> bool {
         let payload = format!(r#"{{"command":"{command}","transaction":"{tx}"}}"#);

@@ -31,7 +31,8 @@ fn faketime_available() -> bool {
 
 async fn run_inner(cycles: usize, t: &mut Table) -> Result<(), String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let site = Site::new(tmp.path());
+    let mut site = Site::new(tmp.path());
+    site.keep_finished = 1_000_000; // every acknowledged command stays in the log to be checked
     let http = reqwest::Client::new();
     let _sim = Simulator::spawn(&site, 10.0);
     let faketime = faketime_available();

@@ -146,7 +146,8 @@ pub async fn run() -> Table {
 
 async fn run_inner(t: &mut Table) -> Result<(), String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let site = Site::new(tmp.path());
+    let mut site = Site::new(tmp.path());
+    site.keep_finished = 1_000_000; // every acknowledged command stays in the log to be checked
     let fs = Tmpfs::mount(&site.data_dir())?;
     let http = reqwest::Client::new();
     let _sim = Simulator::spawn(&site, 10.0);

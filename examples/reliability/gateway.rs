@@ -47,6 +47,8 @@ pub struct Site {
     pub operator: u16,
     /// Extra TOML appended to the config (whole sections).
     pub extra: String,
+    /// `store.keep_finished_commands`: the default, or all (scenario 1 checks every command).
+    pub keep_finished: usize,
 }
 
 impl Site {
@@ -57,6 +59,7 @@ impl Site {
             mqtt: free_port(),
             operator: free_port(),
             extra: String::new(),
+            keep_finished: 500,
         }
     }
 
@@ -80,11 +83,12 @@ impl Site {
                 "[lps]\nlisten = \"127.0.0.1:{}\"\nserver_token = \"{TOKEN}\"\nsignal_interval = \"200ms\"\n\
                  [mqtt]\nlisten = \"127.0.0.1:{}\"\n\
                  [operator]\nlisten = \"127.0.0.1:{}\"\n\
-                 [store]\ndir = \"{}\"\nkeep_finished_commands = 1000000\n{}",
+                 [store]\ndir = \"{}\"\nkeep_finished_commands = {}\n{}",
                 self.lps,
                 self.mqtt,
                 self.operator,
                 self.data_dir().display(),
+                self.keep_finished,
                 self.extra
             ),
         )

@@ -103,12 +103,15 @@ async fn flood(
         ),
         all && answered == l.sent,
     );
+    drop(l);
     let mut w = std::mem::take(&mut watch.lock().unwrap().latencies_us);
     t.info(
         &format!("another client's command during the {clients}-client flood"),
         spread(&mut w),
     );
-    drop(keep);
+    for c in keep {
+        c.close().await;
+    }
     Ok(())
 }
 
@@ -150,16 +153,12 @@ async fn run_inner(size: Size, t: &mut Table) -> Result<(), String> {
     );
     let nested_ledger: Shared = Arc::new(Mutex::new(Ledger::default()));
     let c2 = Commander::connect(site.mqtt, "nested-json", nested_ledger.clone(), 16).await?;
+    // Within the 64 KiB command limit, so that the JSON parser sees it.
     let nested = format!(
         r#"{{"transaction":"deep","command":{}{}}}"#,
-        "[".repeat(100_000),
-        "]".repeat(100_000)
+        "[".repeat(30_000),
+        "]".repeat(30_000)
     );
-    nested_ledger
-        .lock()
-        .unwrap()
-        .pending
-        .insert("deep".into(), Instant::now());
     let _ = c2
         .client
         .publish(
@@ -169,7 +168,11 @@ async fn run_inner(size: Size, t: &mut Table) -> Result<(), String> {
             nested,
         )
         .await;
-    let got = drained(&nested_ledger, Duration::from_secs(10)).await;
+    let t0 = Instant::now();
+    while nested_ledger.lock().unwrap().errors.is_empty() && t0.elapsed() < Duration::from_secs(10)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let reply = nested_ledger
         .lock()
         .unwrap()
@@ -178,11 +181,12 @@ async fn run_inner(size: Size, t: &mut Table) -> Result<(), String> {
         .cloned()
         .unwrap_or_default();
     t.row(
-        "JSON nested 100,000 deep → refused with a reason",
+        "JSON nested 30,000 deep (60 kB) → refused with a reason",
         reply.chars().take(120).collect::<String>(),
-        got && !reply.is_empty(),
+        !reply.is_empty(),
     );
-    drop((c, c2));
+    c.close().await;
+    c2.close().await;
 
     flood(&site, 1, size.pick(5_000, 20_000), t, &watch).await?;
     flood(&site, 10, size.pick(5_000, 20_000), t, &watch).await?;
@@ -234,6 +238,8 @@ async fn run_inner(size: Size, t: &mut Table) -> Result<(), String> {
     stop.store(true, Ordering::Relaxed);
     let _ = w.await;
     let all_watch = drained(&watch, Duration::from_secs(10)).await;
+    // The watcher is the last client of the suite's own: after it, the gateway's fds are its own.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let (rss1, fds1) = (gw.rss_kb(), gw.fds());
     t.row(
         "watcher's commands all answered",
