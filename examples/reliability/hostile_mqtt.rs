@@ -90,20 +90,19 @@ async fn flood(
     }
     let all = drained(&ledger, Duration::from_secs(180)).await;
     let secs = start.elapsed().as_secs_f64();
-    let l = ledger.lock().unwrap();
-    let answered = l.acks.len() + l.errors.len();
+    let (sent, acks, errors) = {
+        let l = ledger.lock().unwrap();
+        (l.sent, l.acks.len(), l.errors.len())
+    };
+    let answered = acks + errors;
     t.row(
         &format!("{total} commands from {clients} client(s): answered"),
         format!(
-            "{answered}/{} ({} ok, {} refused) in {secs:.1} s = {:.0}/s",
-            l.sent,
-            l.acks.len(),
-            l.errors.len(),
+            "{answered}/{sent} ({acks} ok, {errors} refused) in {secs:.1} s = {:.0}/s",
             answered as f64 / secs
         ),
-        all && answered == l.sent,
+        all && answered == sent,
     );
-    drop(l);
     let mut w = std::mem::take(&mut watch.lock().unwrap().latencies_us);
     t.info(
         &format!("another client's command during the {clients}-client flood"),
