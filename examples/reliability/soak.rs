@@ -59,6 +59,17 @@ async fn run_inner(length: Duration, t: &mut Table) -> Result<(), String> {
     sub.subscribe("plant/#", QoS::AtLeastOnce)
         .await
         .map_err(|e| e.to_string())?;
+    // Publishing starts only once the subscription is in place (else its first messages are
+    // published to no one, and counted as lost).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, sev.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => break,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(format!("soak subscriber: {e}")),
+            Err(_) => return Err("soak subscriber: no SUBACK in 10 s".into()),
+        }
+    }
     let r = received.clone();
     let sub_task = tokio::spawn(async move {
         while let Ok(e) = sev.poll().await {
