@@ -36,3 +36,4 @@ mod stalled;
 mod state_guard;
 mod schedules;
 mod sparkplug;
+mod fuzz_regressions;
