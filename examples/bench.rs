@@ -3,6 +3,8 @@
 //! ```sh
 //! cargo build --release && cargo run --release --example bench
 //! cargo build --release && cargo run --release --example bench -- broker   # only 5–7
+//! cargo build --release && cargo run --release --example bench -- eve      # only 8–11
+//! cargo build --release && cargo run --release --example bench -- smoke    # all but 5–7, few samples, < 2 min (CI)
 //! ```
 //!
 //! Everything runs on 127.0.0.1 and stops by itself (every phase has a time cap). Each latency
@@ -18,8 +20,15 @@
 //! 4. RSS of the release binary (`target/release/lps-bridge run`) idle and after load, against
 //!    the 30 MB target.
 //!
+//! 1p. The PLC case: a restart after 3.1 s of quiet → the signal line; baseline: a broker round
+//!    trip after the same quiet.
+//!
 //! 5. to 7. The broker under load against Mosquitto, and QoS 1 command → reply latency: see
 //!    `bench_parts/broker.rs`.
+//!
+//! 8. to 11. Telemetry with 10 / 100 / 1,000 apps, EVE-side throughput with a fresh TCP
+//!    connection per request, memory after 10,000 apps shrink to 3, footprint: see
+//!    `bench_parts/eve_side.rs`.
 //!
 //! Benchmarks 1 to 3 run the gateway in-process on its own multi-threaded tokio runtime (as the
 //! binary does); the benchmark's clients run on a separate single-threaded runtime.
@@ -42,6 +51,8 @@ use tokio::sync::mpsc;
 
 #[path = "bench_parts/broker.rs"]
 mod broker;
+#[path = "bench_parts/eve_side.rs"]
+mod eve_side;
 // The integration tests' load generator (also used by tests/it/mqtt_backlog.rs), shared rather
 // than copied. (Not all of tests/it/common: its gateway helpers need the test-only
 // `CARGO_BIN_EXE_lps-bridge`.)
@@ -55,10 +66,16 @@ const PROTO: &str = "application/x-proto-binary";
 const VISION_ID: &str = "6f1c2a3e-0000-4000-8000-000000000001";
 const RESTART: &str = r#"{"command":"restart"}"#;
 
-/// Samples per latency benchmark (each also gets as many baseline samples).
-const N_SIGNAL: usize = 2000;
-const N_APPINFO: usize = 2000;
+/// Samples per latency benchmark (each also gets as many baseline samples); `-- smoke` runs
+/// [`SMOKE_N`] of each.
+const N_SIGNAL: usize = 10_000;
+const N_APPINFO: usize = 10_000;
 const N_APPS50: usize = 500;
+const SMOKE_N: usize = 100;
+/// The PLC case: commands after this much quiet, so every thread on the path has parked.
+const PLC_QUIET: Duration = Duration::from_millis(3100);
+const N_PLC: usize = 20;
+const SMOKE_PLC: usize = 2;
 const WARMUP: usize = 30;
 const APPS: usize = 50;
 /// Pause between two samples, so that one sample's tail work (telemetry, replies) does not run
@@ -67,8 +84,8 @@ const GAP: Duration = Duration::from_millis(1);
 /// Longest wait for one sample before the phase is declared broken.
 const SAMPLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time caps per phase: the whole run stays well under 3 minutes even on a slow machine.
-const CAP_SIGNAL: Duration = Duration::from_secs(40);
-const CAP_APPINFO: Duration = Duration::from_secs(40);
+const CAP_SIGNAL: Duration = Duration::from_secs(120);
+const CAP_APPINFO: Duration = Duration::from_secs(120);
 const CAP_APPS50: Duration = Duration::from_secs(25);
 const CAP_CHILD_LOAD: Duration = Duration::from_secs(20);
 
@@ -942,13 +959,24 @@ fn bench_config(dir: &Path) -> Config {
 struct InProcess {
     signal: SignalResult,
     signal_commits: String,
+    plc: PlcResult,
     appinfo: AppinfoResult,
     appinfo_commits: String,
     apps: AppsResult,
     apps_commits: String,
 }
 
-async fn in_process(lps: &str, mqtt_port: u16, store: &StoreHandle) -> anyhow::Result<InProcess> {
+async fn in_process(
+    lps: &str,
+    mqtt_port: u16,
+    store: &StoreHandle,
+    scale: eve_side::Scale,
+) -> anyhow::Result<InProcess> {
+    let smoke = scale == eve_side::Scale::Smoke;
+    let n_signal = if smoke { SMOKE_N } else { N_SIGNAL };
+    let n_appinfo = if smoke { SMOKE_N } else { N_APPINFO };
+    let n_apps50 = if smoke { SMOKE_N } else { N_APPS50 };
+    let n_plc = if smoke { SMOKE_PLC } else { N_PLC };
     let http = Http::new(lps.to_string());
     // EVE reports its apps first, so that "vision" resolves.
     let (status, body) = http.post(&http.url("appinfo"), &vision_apps()).await?;
@@ -957,33 +985,90 @@ async fn in_process(lps: &str, mqtt_port: u16, store: &StoreHandle) -> anyhow::R
     let mut echo = Mqtt::connect(mqtt_port, "echo", &["bench/echo"]).await?;
     let mut lines = Lines::open(lps).await?;
 
-    eprintln!("[bench] 1/4 MQTT publish → signal line ({N_SIGNAL} samples + baseline)");
+    eprintln!("[bench] 1/4 MQTT publish → signal line ({n_signal} samples + baseline)");
     let c0 = commits(store);
-    let signal = bench_signal(&mut lines, &publisher, &mut echo, N_SIGNAL, CAP_SIGNAL).await?;
+    let signal = bench_signal(&mut lines, &publisher, &mut echo, n_signal, CAP_SIGNAL).await?;
     let signal_commits = commits_note(&c0, &commits(store));
+
+    eprintln!(
+        "[bench] 1p MQTT publish → signal line after {} s quiet ({n_plc} samples + baseline)",
+        PLC_QUIET.as_secs_f64()
+    );
+    let plc = bench_plc(&mut lines, &publisher, &mut echo, n_plc).await?;
     drop(echo);
 
     eprintln!(
-        "[bench] 2/4 MQTT publish → command in appinfo answer ({N_APPINFO} samples + baseline)"
+        "[bench] 2/4 MQTT publish → command in appinfo answer ({n_appinfo} samples + baseline)"
     );
     let c0 = commits(store);
-    let appinfo = bench_appinfo(&http, &publisher, N_APPINFO, CAP_APPINFO).await?;
+    let appinfo = bench_appinfo(&http, &publisher, n_appinfo, CAP_APPINFO).await?;
     let appinfo_commits = commits_note(&c0, &commits(store));
 
-    eprintln!("[bench] 3/4 appinfo (50 apps) → 50 MQTT app states ({N_APPS50} samples + baseline)");
+    eprintln!("[bench] 3/4 appinfo (50 apps) → 50 MQTT app states ({n_apps50} samples + baseline)");
     let mut sub = Mqtt::connect(mqtt_port, "apps", &[&format!("{BASE}/app/+")]).await?;
     let c0 = commits(store);
-    let apps = bench_apps50(&http, &mut sub, N_APPS50, CAP_APPS50).await?;
+    let apps = bench_apps50(&http, &mut sub, n_apps50, CAP_APPS50).await?;
     let apps_commits = commits_note(&c0, &commits(store));
     drop(lines);
     Ok(InProcess {
         signal,
         signal_commits,
+        plc,
         appinfo,
         appinfo_commits,
         apps,
         apps_commits,
     })
+}
+
+struct PlcResult {
+    signal: Vec<Duration>,
+    echo: Vec<Duration>,
+}
+
+/// 1p. The PLC case: a command after [`PLC_QUIET`] of nothing, so that every thread on the path
+///     (broker, link, store, HTTP) has parked. The baseline broker round trip gets its own quiet
+///     period before each sample too, so both are measured cold.
+async fn bench_plc(
+    lines: &mut Lines,
+    publisher: &Mqtt,
+    echo: &mut Mqtt,
+    n: usize,
+) -> anyhow::Result<PlcResult> {
+    let mut r = PlcResult {
+        signal: Vec::with_capacity(n),
+        echo: Vec::with_capacity(n),
+    };
+    let topic = restart_topic();
+    for i in 0..n {
+        tokio::time::sleep(PLC_QUIET).await;
+        lines.drain_ready();
+        let t0 = Instant::now();
+        publisher.publish(&topic, RESTART).await?;
+        let (at, _) = lines
+            .next(SAMPLE_TIMEOUT)
+            .await
+            .context("PLC case: MQTT restart → signal line")?;
+        r.signal.push(at - t0);
+
+        tokio::time::sleep(PLC_QUIET).await;
+        echo.drain();
+        let payload = format!("plc-echo-{i}");
+        let t0 = Instant::now();
+        publisher.publish("bench/echo", &payload).await?;
+        let until = t0 + SAMPLE_TIMEOUT;
+        let at = loop {
+            let m = echo
+                .next(until)
+                .await
+                .context("PLC case: broker round trip")?;
+            if m.payload.as_ref() == payload.as_bytes() {
+                break m.at;
+            }
+        };
+        r.echo.push(at - t0);
+    }
+    Ok(r)
 }
 
 fn capped(flag: bool, cap: Duration) -> String {
@@ -1012,11 +1097,29 @@ fn main() -> anyhow::Result<()> {
             "release"
         }
     );
-    if std::env::args().skip(1).any(|a| a == "latency") {
+    let arg = |name: &str| std::env::args().skip(1).any(|a| a == name);
+    let scale = if arg("smoke") {
+        eve_side::Scale::Smoke
+    } else {
+        eve_side::Scale::Full
+    };
+    if arg("latency") {
         broker::latency_table();
         return Ok(());
     }
-    if std::env::args().skip(1).any(|a| a == "broker") {
+    if arg("eve") {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(eve_side::print_all(scale));
+        println!();
+        println!(
+            "Total run time: {:.1} s.",
+            run_started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
+    if arg("broker") {
         broker::print_all();
         println!();
         println!(
@@ -1061,7 +1164,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let store = running.store.clone();
-    let results = client_rt.block_on(in_process(&lps, mqtt_port, &store));
+    let results = client_rt.block_on(in_process(&lps, mqtt_port, &store, scale));
     gateway_rt.block_on(running.stop());
     gateway_rt.shutdown_timeout(Duration::from_secs(2));
     let r = results?;
@@ -1094,6 +1197,24 @@ fn main() -> anyhow::Result<()> {
         Row::new(
             "1b. baseline: MQTT publish → 2nd client (broker round trip)",
             &s.echo,
+            None,
+        ),
+        Row::new(
+            "1p. PLC case: MQTT publish restart after 3.1 s quiet → signal line",
+            &r.plc.signal,
+            Some(r.plc.echo.as_slice()),
+        )
+        .target(format!(
+            "p99 < 5 ms: **{}**",
+            if summarize(&r.plc.signal).p99 < TARGET_SIGNAL_P99 {
+                "met"
+            } else {
+                "MISSED"
+            }
+        )),
+        Row::new(
+            "1pb. baseline: MQTT publish after 3.1 s quiet → 2nd client",
+            &r.plc.echo,
             None,
         ),
         Row::new(
@@ -1190,10 +1311,12 @@ fn main() -> anyhow::Result<()> {
             );
         }
         Ok(MemResult::NotMeasured(why)) => {
+            eve_side::NOT_MEASURED.fetch_add(1, Ordering::Relaxed);
             println!("| 4. idle RSS | not measured | — | — | RSS < 30 MB | — |");
             mem_notes.push(format!("not measured: {why}"));
         }
         Err(e) => {
+            eve_side::NOT_MEASURED.fetch_add(1, Ordering::Relaxed);
             println!("| 4. idle RSS | not measured | — | — | RSS < 30 MB | — |");
             mem_notes.push(format!("not measured: {e:#}"));
         }
@@ -1202,11 +1325,21 @@ fn main() -> anyhow::Result<()> {
     for n in mem_notes {
         println!("- {n}");
     }
-    broker::print_all();
+    client_rt.block_on(eve_side::print_all(scale));
+    if scale == eve_side::Scale::Full {
+        broker::print_all();
+    } else {
+        println!();
+        println!("(smoke mode: rows 5–7, the broker against Mosquitto, are left out; `-- broker` runs them)");
+    }
     println!();
     println!(
         "Total run time: {:.1} s.",
         run_started.elapsed().as_secs_f64()
     );
+    let missing = eve_side::NOT_MEASURED.load(Ordering::Relaxed);
+    if missing > 0 {
+        bail!("{missing} benchmark rows could not be measured (see the report)");
+    }
     Ok(())
 }

@@ -118,26 +118,25 @@ impl Telemetry {
                     self.publisher
                         .publish(Outgoing::clear_retained(topic.clone()));
                 }
-                for (level, view) in &apps {
+                // Each full view is dropped as soon as it is published and summed up, so that a
+                // 10,000-app report never holds all views and the whole summary at once.
+                let mut summary = Vec::with_capacity(apps.len());
+                for (level, view) in apps {
                     let see = match view["id"].as_str() {
                         Some(id) => format!("GET /api/apps/{id}"),
                         None => "GET /api/apps".into(),
                     };
-                    self.retain(self.topics.app(level), view, &see);
+                    self.retain(self.topics.app(&level), &view, &see);
+                    summary.push(views::app_summary(&level, &view));
                 }
                 // The summary last: whoever sees it has seen every app topic it lists.
-                let summary = Value::Array(
-                    apps.iter()
-                        .map(|(level, v)| views::app_summary(level, v))
-                        .collect(),
-                );
-                drop(apps);
+                let summary = Value::Array(summary);
                 self.retain(name, &summary, see);
                 drop(summary);
                 self.app_topics = now;
                 if gone.len() >= TRIM_AFTER_REMOVED {
                     self.last.shrink_to_fit();
-                    super::memory::give_back();
+                    super::memory::give_back_soon();
                 }
             }
         }
@@ -239,5 +238,57 @@ pub async fn run(
             }
             Err(RecvError::Closed) => break,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::AppReport;
+
+    fn state_with_apps(n: usize) -> State {
+        let mut state = State::default();
+        state.reports.apps = Some(
+            (0..n)
+                .map(|i| AppReport {
+                    id: format!("id-{i}"),
+                    name: format!("app-{i}"),
+                    last_cmd_timestamp: 0,
+                    info: json!({"id": format!("id-{i}"), "name": format!("app-{i}"), "state": "RUNNING"}),
+                })
+                .collect(),
+        );
+        state
+    }
+
+    /// Issue 7: after EVE reports 10,000 apps and then 3, nothing of the 9,997 gone apps stays in
+    /// telemetry's own maps or the publisher's retained cache (counts and capacities, no timing).
+    #[test]
+    fn a_shrunk_app_list_leaves_nothing_behind() {
+        let publisher = Publisher::default();
+        let mut sink = publisher.add_sink();
+        let mut t = Telemetry::new(Topics::new("lps/edge"), publisher.clone());
+        t.publish_topic(&state_with_apps(10_000), StateTopic::Apps);
+        assert_eq!(t.app_topics.len(), 10_000);
+        assert_eq!(publisher.retained().len(), 10_001);
+        while sink.try_recv().is_ok() {}
+
+        t.publish_topic(&state_with_apps(3), StateTopic::Apps);
+        assert_eq!(t.app_topics.len(), 3);
+        assert_eq!(t.last.len(), 4, "3 app topics and the summary");
+        assert!(
+            t.last.capacity() < 64,
+            "the hash map was shrunk, capacity {}",
+            t.last.capacity()
+        );
+        assert_eq!(publisher.retained().len(), 4);
+        // Every gone app's retained topic is cleared at the broker.
+        let mut cleared = 0;
+        while let Ok(out) = sink.try_recv() {
+            if out.retain && out.payload.is_empty() {
+                cleared += 1;
+            }
+        }
+        assert_eq!(cleared, 9_997);
     }
 }
