@@ -4,13 +4,13 @@
 //! fuzz_targets/ call these, and tests/it/fuzz_regressions.rs replays the seed corpus and every
 //! crash input through them in `cargo test`. Each function must not panic on any input.
 
+use lps_bridge::command::Target;
 use lps_bridge::config::{ActionConfig, Config, RuleConfig};
 use lps_bridge::eve::info::ZInfoLocation;
 use lps_bridge::eve::profile::{
     AppBootInfoList, LocalAppInfoList, LocalDevInfo, NetworkInfo, RadioStatus,
 };
 use lps_bridge::lps::convert;
-use lps_bridge::command::Target;
 use lps_bridge::mqtt::topics::{filter_matches, valid_filter};
 use lps_bridge::state::{apply, EveRequest, Input, Limits, Now, State};
 use prost::Message;

@@ -18,7 +18,13 @@ pub enum Source {
 
 impl Source {
     /// Every kind by its wire name (a rule's carries the rule's name after `rule:`).
-    pub const KINDS: &'static [&'static str] = &["mqtt", "rest", "rule:<name>", "schedule:<name>", "sparkplug"];
+    pub const KINDS: &'static [&'static str] = &[
+        "mqtt",
+        "rest",
+        "rule:<name>",
+        "schedule:<name>",
+        "sparkplug",
+    ];
 }
 
 impl std::fmt::Display for Source {

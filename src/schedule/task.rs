@@ -4,8 +4,8 @@
 
 use super::planner::{Planner, ProfileNow};
 use super::spec::{show, Schedule};
-use crate::mqtt::{Outgoing, Publisher};
 use crate::command::Source;
+use crate::mqtt::{Outgoing, Publisher};
 use crate::state::{Event, EventName};
 use crate::store::StoreHandle;
 use jiff::Timestamp;
@@ -150,7 +150,8 @@ async fn run(
             let action = serde_json::to_value(&schedule.action).unwrap_or(Value::Null);
             tracing::info!(schedule = name, entry, missed = due.missed, %action, "schedule due");
             let outcome =
-                super::fire::submit(&store, schedule.intent(), Source::Schedule(name.clone())).await;
+                super::fire::submit(&store, schedule.intent(), Source::Schedule(name.clone()))
+                    .await;
             let store = store.clone();
             let done = done_tx.clone();
             let index = due.index;

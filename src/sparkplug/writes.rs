@@ -11,12 +11,8 @@ use serde_json::json;
 /// The command a write to a writable metric stands for; `app` is the device id (topic level).
 pub fn to_intent(app: Option<&str>, metric: &str, value: &Written) -> Result<Intent, String> {
     let (topic, body) = match (app, metric, value) {
-        (None, "Profile/Desired", Written::Text(p)) => {
-            (Target::Profile, json!({ "profile": p }))
-        }
-        (None, "Radio/Silence", Written::Bool(b)) => {
-            (Target::Radio, json!({ "radio_silence": b }))
-        }
+        (None, "Profile/Desired", Written::Text(p)) => (Target::Profile, json!({ "profile": p })),
+        (None, "Radio/Silence", Written::Bool(b)) => (Target::Radio, json!({ "radio_silence": b })),
         (None, "Commands/Shutdown" | "Commands/Poweroff" | "Commands/Reboot", Written::Bool(b)) => {
             trigger(*b, metric)?;
             let command = metric["Commands/".len()..].to_ascii_lowercase();
