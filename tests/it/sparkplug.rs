@@ -395,6 +395,11 @@ async fn writes_reach_eve_and_refusals_are_evented() {
         "completed"
     );
 
+    // The controller deletes an app: it leaves EVE's report, and SCADA gets its DDEATH.
+    assert!(sim.remove_app("trainer"));
+    let ddeath = host.expect("DDEATH", Some("trainer")).await;
+    assert_eq!(ddeath["has_seq"], true);
+
     // NCMD Profile/Desired → the same intent as B/profile/set → EVE's next poll.
     host.ncmd(json!([{"name": "Profile/Desired", "datatype": "STRING", "value": "night"}]))
         .await;

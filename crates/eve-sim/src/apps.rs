@@ -46,6 +46,9 @@ pub(crate) struct App {
     pub cmd: Option<AppCmdRecord>,
     /// Timestamp of the last completed command, as reported to the LPS.
     pub last_cmd_timestamp: u64,
+    /// The controller deleted the app: EVE no longer reports it nor takes commands for it. Kept
+    /// in place (not removed from the list) because app operations refer to apps by index.
+    pub removed: bool,
 }
 
 impl App {
@@ -60,6 +63,7 @@ impl App {
             purge_count: 0,
             cmd: None,
             last_cmd_timestamp: 0,
+            removed: false,
         }
     }
 
@@ -242,6 +246,19 @@ impl SimState {
         effects
     }
 
+    /// The controller deletes an app (by display name): it leaves the next appinfo report.
+    /// Returns whether such an app was there.
+    pub fn remove_app(&mut self, name: &str) -> (bool, Vec<Effect>) {
+        match self.apps.iter_mut().find(|a| a.name == name && !a.removed) {
+            Some(app) => {
+                app.removed = true;
+                app.op = None;
+                (true, vec![Effect::Trigger(Endpoint::AppInfo)])
+            }
+            None => (false, Vec::new()),
+        }
+    }
+
     /// A 200 from POST appinfo with commands and a good token.
     pub fn apply_app_commands(&mut self, cmds: &[AppCommand]) -> Vec<Effect> {
         let (planned, skipped) = plan_app_commands(&self.apps, cmds);
@@ -252,6 +269,9 @@ impl SimState {
         }
         let mut effects = Vec::new();
         for p in planned {
+            if self.apps[p.app].removed {
+                continue;
+            }
             let name = self.apps[p.app].name.clone();
             self.apps[p.app].cmd = Some(AppCmdRecord {
                 command: p.command,
@@ -298,6 +318,7 @@ impl SimState {
             apps_info: self
                 .apps
                 .iter()
+                .filter(|a| !a.removed)
                 .map(|a| LocalAppInfo {
                     id: a.id.to_string(),
                     version: "1".to_string(),
@@ -484,5 +505,22 @@ mod tests {
         assert_eq!(list.apps_info[2].state, ZSwState::Halted as i32);
         assert_eq!(list.apps_info[0].version, "1");
         assert_eq!(list.apps_info[0].id, s.apps[0].id.to_string());
+    }
+
+    #[test]
+    fn a_removed_app_leaves_the_report_and_takes_no_commands() {
+        let mut s = state_with("");
+        let (found, effects) = s.remove_app("day");
+        assert!(found);
+        assert!(effects.contains(&Effect::Trigger(Endpoint::AppInfo)));
+        let names: Vec<_> = s
+            .build_appinfo()
+            .apps_info
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
+        assert_eq!(names, ["plc", "night"]);
+        assert!(!s.remove_app("day").0, "already gone");
+        assert!(!s.snapshot().apps.iter().any(|a| a.name == "day"));
     }
 }

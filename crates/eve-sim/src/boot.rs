@@ -79,6 +79,7 @@ impl SimState {
     pub fn build_appbootinfo(&self) -> AppBootInfoList {
         AppBootInfoList {
             apps_boot_info: (0..self.apps.len())
+                .filter(|&i| !self.apps[i].removed)
                 .map(|i| {
                     let (order, source) = self.effective_boot(i);
                     AppBootInfo {

@@ -104,6 +104,18 @@ impl SimHandle {
         found.ok_or_else(|| rx.borrow().clone())
     }
 
+    /// The controller deletes an app (by display name), as when it leaves the edge node's
+    /// deployment: EVE stops reporting it at once. Returns whether the app was there.
+    pub fn remove_app(&self, name: &str) -> bool {
+        let mut found = false;
+        self.node.apply(|s| {
+            let (was, effects) = s.remove_app(name);
+            found = was;
+            effects
+        });
+        found
+    }
+
     /// Ends all of the node's tasks.
     pub async fn stop(mut self) {
         self.root.cancel();

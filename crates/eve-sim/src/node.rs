@@ -184,7 +184,10 @@ impl SimState {
             last_boot_reason: self.dev.last_boot_reason,
             dev_last_cmd_timestamp: self.dev.last_cmd_timestamp,
             apps_shut_down: self.dev.apps_shut_down(),
-            apps: (0..self.apps.len()).map(|i| self.sim_app(i)).collect(),
+            apps: (0..self.apps.len())
+                .filter(|&i| !self.apps[i].removed)
+                .map(|i| self.sim_app(i))
+                .collect(),
             local_profile: self.local_profile.clone(),
             global_profile: self.global_profile.clone(),
             effective_profile: self.effective_profile().to_string(),
