@@ -10,12 +10,11 @@
 //! a process-wide ledger, and [`run`] takes the ledger once a second to count, log and announce.
 //! The layer must be installed (the binary does, in `logging::init`; tests install it too).
 
-use crate::metrics::Metrics;
+use crate::metrics::{Loss, Metrics};
 use crate::state::{Event, EventName};
 use crate::store::StoreHandle;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
@@ -175,69 +174,7 @@ where
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Counts for /metrics
-
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Loss {
-    /// Cursor jumps (each one a run of lost messages).
-    pub jumps: u64,
-    /// Messages skipped by those jumps (0 while the count is unknown).
-    pub lost: u64,
-}
-
-/// Losses per (client, filter) since start, rendered into `/metrics`.
-#[derive(Debug, Default)]
-pub struct Losses {
-    by: Mutex<BTreeMap<Key, Loss>>,
-}
-
-impl Losses {
-    pub fn get(&self, client: &str, filter: &str) -> Loss {
-        lock(&self.by)
-            .get(&(client.to_string(), filter.to_string()))
-            .copied()
-            .unwrap_or_default()
-    }
-
-    fn add(&self, key: &Key, loss: Loss) {
-        let mut by = lock(&self.by);
-        let entry = by.entry(key.clone()).or_default();
-        entry.jumps += loss.jumps;
-        entry.lost += loss.lost;
-    }
-
-    pub fn render(&self, out: &mut String) {
-        let by = lock(&self.by).clone();
-        let label = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-        let _ = writeln!(out, "# HELP lps_bridge_mqtt_messages_lost_total Messages the embedded broker skipped for a subscriber that fell behind its filter's backlog (mqtt.segment_*), by client and filter.");
-        let _ = writeln!(out, "# TYPE lps_bridge_mqtt_messages_lost_total counter");
-        for ((client, filter), loss) in &by {
-            let _ = writeln!(
-                out,
-                "lps_bridge_mqtt_messages_lost_total{{client=\"{}\",filter=\"{}\"}} {}",
-                label(client),
-                label(filter),
-                loss.lost
-            );
-        }
-        let _ = writeln!(out, "# HELP lps_bridge_mqtt_cursor_jumps_total Times the embedded broker moved a subscriber's cursor past messages it had not sent, by client and filter.");
-        let _ = writeln!(out, "# TYPE lps_bridge_mqtt_cursor_jumps_total counter");
-        for ((client, filter), loss) in &by {
-            let _ = writeln!(
-                out,
-                "lps_bridge_mqtt_cursor_jumps_total{{client=\"{}\",filter=\"{}\"}} {}",
-                label(client),
-                label(filter),
-                loss.jumps
-            );
-        }
-        let total: u64 = by.values().map(|l| l.jumps).sum();
-        let _ = writeln!(out, "# HELP lps_bridge_mqtt_cursor_jumps_all_total Cursor jumps of every client and filter together.");
-        let _ = writeln!(out, "# TYPE lps_bridge_mqtt_cursor_jumps_all_total counter");
-        let _ = writeln!(out, "lps_bridge_mqtt_cursor_jumps_all_total {total}");
-    }
-}
+// Counts for /metrics live in `crate::metrics::losses` (this layer only fills them).
 
 // ---------------------------------------------------------------------------------------------
 // The reporting task
@@ -291,6 +228,7 @@ async fn report(reports: &[(Key, u64, Option<u64>)], store: &StoreHandle) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::Losses;
 
     #[test]
     fn reads_rumqttd_cursors_and_filters() {

@@ -100,18 +100,7 @@ impl AckSweep {
     }
 }
 
-/// What one listener's descriptor table holds.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SocketAudit {
-    pub listener: String,
-    /// Descriptors open in the process.
-    pub fds: u64,
-    /// Accepted sockets on the listener's port.
-    pub clients: u64,
-    pub clients_without_nodelay: u64,
-    /// Times a client socket was told to send its pending ACK at once (TCP_QUICKACK).
-    pub quick_acks: u64,
-}
+pub use crate::descriptors::SocketAudit;
 
 /// Asks a listener thread for its audit.
 #[derive(Clone, Debug)]

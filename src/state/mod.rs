@@ -11,6 +11,7 @@
 pub mod effect;
 pub mod input;
 mod intents;
+pub mod level;
 pub mod machine;
 pub mod model;
 mod pending;

@@ -18,13 +18,13 @@ const LISTED_APPS: usize = 20;
 /// How much of a name an error quotes.
 const QUOTED_BYTES: usize = 80;
 
-/// The topic level of each reported app (in report order): see [`crate::mqtt::topics::app_levels`].
+/// The topic level of each reported app (in report order): see [`super::level::app_levels`].
 pub fn app_levels(apps: &[AppReport]) -> Vec<String> {
     let pairs: Vec<(&str, &str)> = apps
         .iter()
         .map(|a| (a.id.as_str(), a.name.as_str()))
         .collect();
-    crate::mqtt::topics::app_levels(&pairs)
+    super::level::app_levels(&pairs)
 }
 
 /// `text` cut to [`QUOTED_BYTES`] (on a character boundary), marked when cut.

@@ -1,6 +1,9 @@
 //! Counters for `/metrics` (Prometheus text format): EVE requests, MQTT traffic, store commits,
 //! plus gauges read from the state snapshot when scraped.
 
+mod losses;
+pub use losses::{Loss, Losses};
+
 use crate::state::{CommandKind, Lifecycle, State};
 use crate::store::WriteStats;
 use std::collections::BTreeMap;
@@ -18,7 +21,7 @@ pub struct Metrics {
     /// Foreign publishes on the gateway's own retained state topics (re-asserted).
     pub mqtt_state_overwrites: AtomicU64,
     /// Messages the embedded broker dropped for subscribers that fell behind.
-    pub mqtt_losses: crate::mqtt::alerts::Losses,
+    pub mqtt_losses: Losses,
 }
 
 impl Metrics {
@@ -161,7 +164,7 @@ pub struct BrokerFacts {
     pub link_up: Option<bool>,
     pub link_reconnects: u64,
     pub publish_dropped: u64,
-    pub sockets: Vec<crate::mqtt::SocketAudit>,
+    pub sockets: Vec<crate::descriptors::SocketAudit>,
     pub fd_soft_limit: Option<u64>,
 }
 
@@ -206,7 +209,7 @@ pub fn render_broker(out: &mut String, facts: &BrokerFacts) {
     type Series = (
         &'static str,
         &'static str,
-        fn(&crate::mqtt::SocketAudit) -> u64,
+        fn(&crate::descriptors::SocketAudit) -> u64,
     );
     let series: [Series; 3] = [
         (
