@@ -5,7 +5,7 @@
 #   fuzz/run.sh SECONDS [TARGET…]  your own time, some targets
 # Needs the nightly toolchain (`rustup toolchain install nightly`) and cargo-fuzz (installed here
 # from crates.io if missing). A crash leaves its input in fuzz/artifacts/<target>/ and the script
-# exits 1: turn that input into a regression test in tests/fuzz_regressions.rs.
+# exits 1: turn that input into a regression test in tests/it/fuzz_regressions.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
