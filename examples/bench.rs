@@ -43,7 +43,6 @@ use lps_bridge::eve::profile::{LocalAppCmdList, LocalAppInfo, LocalAppInfoList, 
 use lps_bridge::store::StoreHandle;
 use prost::Message;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
@@ -647,29 +646,6 @@ struct AppsResult {
     capped: bool,
 }
 
-/// Waits until every app topic shows `state`; returns when the last one arrived.
-async fn await_states(sub: &mut Mqtt, state: &str, until: Instant) -> anyhow::Result<Instant> {
-    let prefix = format!("{BASE}/app/app-");
-    let mut done: HashSet<String> = HashSet::with_capacity(APPS);
-    let mut last = Instant::now();
-    while done.len() < APPS {
-        let m = sub.next(until).await.with_context(|| {
-            format!(
-                "waiting for {APPS} app topics in state {state}; got {}",
-                done.len()
-            )
-        })?;
-        if !m.topic.starts_with(&prefix) || m.payload.is_empty() {
-            continue;
-        }
-        let v: serde_json::Value = serde_json::from_slice(&m.payload)?;
-        if v["state"].as_str() == Some(state) && done.insert(m.topic) {
-            last = m.at;
-        }
-    }
-    Ok(last)
-}
-
 /// 3. appinfo (50 apps, all states flipped) → 50 retained app messages, interleaved with the
 ///    same POST unchanged as baseline.
 async fn bench_apps50(
@@ -697,7 +673,13 @@ async fn bench_apps50(
             String::from_utf8_lossy(&body)
         );
     }
-    await_states(sub, "HALTED", Instant::now() + Duration::from_secs(10)).await?;
+    eve_side::await_app_states(
+        sub,
+        APPS,
+        "HALTED",
+        Instant::now() + Duration::from_secs(10),
+    )
+    .await?;
     tokio::time::sleep(Duration::from_millis(100)).await;
     // Not strays: e.g. the deletion of the retained topic of an app no longer reported.
     sub.drain();
@@ -718,7 +700,7 @@ async fn bench_apps50(
         if status != 200 && status != 204 {
             bail!("appinfo (50 apps) answered {status}");
         }
-        let last = await_states(sub, state, t0 + SAMPLE_TIMEOUT).await?;
+        let last = eve_side::await_app_states(sub, APPS, state, t0 + SAMPLE_TIMEOUT).await?;
         if i >= WARMUP {
             r.all_received.push(last - t0);
             r.post_rtt.push(rtt);

@@ -184,8 +184,9 @@ fn binary_or_note() -> Result<PathBuf, String> {
 // ---------------------------------------------------------------------------------------------
 // 8. Telemetry
 
-/// Waits until every `app-*` topic of `n` apps shows `state`; returns when the last one arrived.
-async fn await_app_states(
+/// Waits until every `app-*` topic of `n` apps shows `state`; returns when the last one arrived
+/// (rows 3 and 8 both use it).
+pub(super) async fn await_app_states(
     sub: &mut Mqtt,
     n: usize,
     state: &str,

@@ -18,12 +18,7 @@ const PATIENCE: Duration = Duration::from_secs(300);
 
 async fn metrics(gw: &TestGateway) -> String {
     let addr = gw.running().operator_addr.expect("operator API");
-    reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    common::metrics_text(&format!("http://{addr}")).await
 }
 
 fn sample(text: &str, name: &str, client: &str, filter: &str) -> Option<u64> {

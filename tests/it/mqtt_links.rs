@@ -159,12 +159,7 @@ async fn a_lost_link_comes_back_subscribed_with_its_retained_state() {
     assert_eq!(ready.status(), 200);
     let body: serde_json::Value = serde_json::from_str(&ready.text().await.unwrap()).unwrap();
     assert_eq!(body["mqtt_link"], "up");
-    let metrics = reqwest::get(format!("http://{operator}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::metrics_text(&format!("http://{operator}")).await;
     assert!(metrics.contains("lps_bridge_mqtt_link_up 1"), "{metrics}");
     assert!(metrics.contains("lps_bridge_mqtt_link_reconnects_total 1"));
 }
@@ -192,12 +187,7 @@ async fn every_accepted_broker_socket_has_tcp_nodelay_and_is_acked_at_once() {
     // of its last PUBACK (~40 ms): the sweep has told the client sockets to ACK at once.
     assert!(audit.quick_acks >= 5, "{audit:?}");
     let operator = gw.running().operator_addr.unwrap();
-    let metrics = reqwest::get(format!("http://{operator}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::metrics_text(&format!("http://{operator}")).await;
     assert!(
         metrics
             .contains("lps_bridge_mqtt_listener_sockets_without_nodelay{listener=\"mqtt-v4\"} 0"),

@@ -65,16 +65,6 @@ async fn read_until(
     }
 }
 
-/// The Prometheus text at `{b}/metrics`.
-async fn metrics(b: &str) -> String {
-    reqwest::get(format!("{b}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn reads_mirror_the_state_topics() {
     let gw = TestGateway::start().await;
@@ -238,7 +228,7 @@ async fn metrics_and_health() {
     eve_post(&gw.lps, "appinfo", &apps()).await;
     let b = base(&gw);
     post(&format!("{b}/api/device"), r#"{"command":"reboot"}"#, None).await;
-    let text = metrics(&b).await;
+    let text = common::metrics_text(&b).await;
     assert!(
         text.contains("lps_bridge_eve_requests_total{endpoint=\"appinfo\",status=\"204\"} 2"),
         "{text}"
@@ -251,7 +241,7 @@ async fn metrics_and_health() {
     assert!(text.contains("lps_bridge_store_commits_total"));
     assert!(text.contains("lps_bridge_mqtt_messages_published_total"));
     let _probe = Probe::connect(gw.mqtt_port, &[]).await;
-    let text = metrics(&b).await;
+    let text = common::metrics_text(&b).await;
     let connections: u64 = text
         .lines()
         .find_map(|l| l.strip_prefix("lps_bridge_mqtt_connections "))

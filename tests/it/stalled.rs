@@ -63,12 +63,7 @@ async fn wrong_token_stalls_a_restart_and_names_profile_server_token() {
         .unwrap_or_else(|| apps["apps"][0].clone());
     assert_eq!(app["command"]["lifecycle"], "stalled", "{apps}");
     assert_eq!(app["command"]["stalled_reason"], reason);
-    let metrics = reqwest::get(format!("{b}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::metrics_text(&b).await;
     assert!(
         metrics.contains("lps_bridge_commands{kind=\"app\",lifecycle=\"stalled\"} 1"),
         "{metrics}"

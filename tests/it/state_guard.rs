@@ -27,15 +27,8 @@ async fn a_foreign_retained_profile_is_replaced_by_ours_and_counted() {
     let mut late = Probe::connect(gw.mqtt_port, &[&format!("{B}/profile")]).await;
     let got = late.expect(&format!("{B}/profile"), |_| true).await;
     assert_eq!(got["desired"], "", "{got}");
-    let metrics = reqwest::get(format!(
-        "http://{}/metrics",
-        gw.running().operator_addr.unwrap()
-    ))
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
+    let metrics =
+        common::metrics_text(&format!("http://{}", gw.running().operator_addr.unwrap())).await;
     assert!(
         metrics.contains("lps_bridge_mqtt_state_overwrites_total 1"),
         "{metrics}"
@@ -53,15 +46,8 @@ async fn our_own_state_changes_are_not_counted_as_overwrites() {
     probe
         .expect(&format!("{B}/profile"), |v| v["desired"] == "night")
         .await;
-    let metrics = reqwest::get(format!(
-        "http://{}/metrics",
-        gw.running().operator_addr.unwrap()
-    ))
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
+    let metrics =
+        common::metrics_text(&format!("http://{}", gw.running().operator_addr.unwrap())).await;
     assert!(
         metrics.contains("lps_bridge_mqtt_state_overwrites_total 0"),
         "{metrics}"

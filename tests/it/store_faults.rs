@@ -126,12 +126,7 @@ async fn readyz(gw: &Gw) -> (u16, Value) {
 }
 
 async fn metrics(gw: &Gw) -> String {
-    reqwest::get(format!("{}/metrics", gw.op))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    common::metrics_text(&gw.op).await
 }
 
 async fn rest_device(gw: &Gw, body: &str) -> (u16, Value) {

@@ -15,6 +15,16 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The Prometheus text at `{base}/metrics` (`base`: the operator API's `http://host:port`).
+pub async fn metrics_text(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Patience for asynchronous propagation (raise with LPS_TEST_PATIENCE_MS on slow machines).
 pub fn patience() -> Duration {
     let ms = std::env::var("LPS_TEST_PATIENCE_MS")
