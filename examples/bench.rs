@@ -428,23 +428,6 @@ fn vision_apps() -> Bytes {
     )
 }
 
-fn fifty_apps(state: ZSwState) -> Bytes {
-    Bytes::from(
-        LocalAppInfoList {
-            apps_info: (0..APPS)
-                .map(|i| LocalAppInfo {
-                    id: format!("0b5e7c00-0000-4000-8000-{i:012}"),
-                    name: format!("app-{i:02}"),
-                    version: "1".into(),
-                    state: state as i32,
-                    ..Default::default()
-                })
-                .collect(),
-        }
-        .encode_to_vec(),
-    )
-}
-
 fn location() -> Bytes {
     Bytes::from(
         ZInfoLocation {
@@ -656,8 +639,8 @@ async fn bench_apps50(
 ) -> anyhow::Result<AppsResult> {
     let started = Instant::now();
     let url = http.url("appinfo");
-    let halted = fifty_apps(ZSwState::Halted);
-    let running = fifty_apps(ZSwState::Running);
+    let halted = eve_side::apps(APPS, ZSwState::Halted);
+    let running = eve_side::apps(APPS, ZSwState::Running);
     let mut r = AppsResult {
         all_received: Vec::with_capacity(n),
         post_rtt: Vec::with_capacity(n),
