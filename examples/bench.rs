@@ -1097,8 +1097,9 @@ fn main() -> anyhow::Result<()> {
     // Gateway under test, in-process, on its own multi-threaded runtime (as the binary runs it).
     let tmp = tempfile::tempdir()?;
     let config = bench_config(tmp.path());
-    let settings = config.validate()?;
-    let mqtt_port = settings
+    let prepared = app::prepare(config)?;
+    let mqtt_port = prepared
+        .settings
         .mqtt_listen
         .map(|a| a.port())
         .ok_or_else(|| anyhow!("no MQTT listener"))?;
@@ -1106,7 +1107,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .thread_name("gateway")
         .build()?;
-    let running = gateway_rt.block_on(app::start(settings))?;
+    let running = gateway_rt.block_on(app::start(prepared))?;
     let lps = format!("http://{}", running.lps_addr);
     println!(
         "- gateway for 1–3: in-process (`lps_bridge::app::start`) on a multi-threaded tokio runtime; \

@@ -72,17 +72,17 @@ pub fn config(base: Option<Config>, data_dir: Option<PathBuf>) -> Config {
     c
 }
 
-/// Runs the gateway and the simulated node until `signal`.
+/// Runs the gateway (on the demo's [`config`], prepared) and the simulated node until `signal`.
 pub async fn run(
-    config: Config,
+    prepared: crate::app::Prepared,
     speed: f64,
     signal: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let config = &prepared.settings.config;
     let token = config.lps.server_token.clone();
     let data = config.store.dir.clone();
     let scratch = data == scratch_dir();
-    let settings = crate::app::prepare(config)?;
-    let running = crate::app::start(settings).await?;
+    let running = crate::app::start(prepared).await?;
     let mut opts = SimOptions::new(format!("http://{}", running.lps_addr), token);
     opts.apps = AppSpec::parse_list(DEMO_APPS).map_err(anyhow::Error::msg)?;
     opts.speed = speed;

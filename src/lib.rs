@@ -13,7 +13,8 @@
 //! - `telemetry`: JSON views of the state and the task that publishes them as retained topics.
 //! - `rules`: bridge rules (plant topics → intents).
 //! - `operator`: REST, SSE, `/metrics`, health checks, the dashboard.
-//! - `config`: the TOML file as typed data; `app`: the wiring, start and stop order.
+//! - `config`: the TOML file as typed data; `app`: the wiring, start and stop order; `tasks`:
+//!   which stop stage each spawned task belongs to.
 //! - `metrics`, `logging`, `backoff`, `descriptors`: counters, bounded logs, retry delays,
 //!   file-descriptor facts.
 //! - `schedule`: `[[schedules]]`, cron entries that fire intents; `sparkplug`: the Sparkplug B
@@ -66,4 +67,5 @@ pub use eve_sim as simulator;
 pub mod sparkplug;
 pub mod state;
 pub mod store;
+pub mod tasks;
 pub mod telemetry;

@@ -1,7 +1,8 @@
 //! The `lps-bridge` command line: parse, load config, set up logging, call into the library.
 
 use clap::{Parser, Subcommand};
-use lps_bridge::config::{Config, Settings};
+use lps_bridge::app::Prepared;
+use lps_bridge::config::Config;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -72,14 +73,14 @@ enum Command {
 /// sysexits' EX_USAGE: bad config or arguments.
 const EXIT_CONFIG: u8 = 64;
 
-fn load(path: Option<&std::path::Path>) -> Result<Settings, String> {
+fn load(path: Option<&std::path::Path>) -> Result<Prepared, String> {
     load_with(path, None)
 }
 
 fn load_with(
     path: Option<&std::path::Path>,
     data_dir: Option<PathBuf>,
-) -> Result<Settings, String> {
+) -> Result<Prepared, String> {
     let mut config = Config::load(path).map_err(|e| e.to_string())?;
     if let Some(dir) = data_dir {
         config.store.dir = dir;
@@ -114,15 +115,15 @@ fn main() -> ExitCode {
         Command::Run { config, data_dir } => {
             init_logging();
             raise_fd_limit();
-            let settings = match load_with(config.as_deref(), data_dir) {
-                Ok(s) => s,
+            let prepared = match load_with(config.as_deref(), data_dir) {
+                Ok(p) => p,
                 Err(e) => {
                     eprintln!("lps-bridge: {e}");
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
             match runtime().block_on(lps_bridge::app::run(
-                settings,
+                prepared,
                 lps_bridge::app::shutdown_signal(),
             )) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -149,12 +150,15 @@ fn main() -> ExitCode {
             };
             config.apply_env(|k| std::env::var(k).ok());
             // Refused before anything starts, with the same exit code as `run`.
-            if let Err(e) = lps_bridge::app::prepare(config.clone()) {
-                eprintln!("lps-bridge demo: {e}");
-                return ExitCode::from(EXIT_CONFIG);
-            }
+            let prepared = match lps_bridge::app::prepare(config) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("lps-bridge demo: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
             match runtime().block_on(lps_bridge::demo::run(
-                config,
+                prepared,
                 speed,
                 lps_bridge::app::shutdown_signal(),
             )) {
@@ -202,7 +206,7 @@ fn main() -> ExitCode {
         }
         Command::PrintConfig { config } => match load(config.as_deref()) {
             Ok(s) => {
-                print!("{}", s.config.to_redacted_toml());
+                print!("{}", s.settings.config.to_redacted_toml());
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -230,10 +234,10 @@ fn main() -> ExitCode {
             }
         }
         Command::CheckConfig { file } => match load(Some(&file)) {
-            Ok(settings) => {
+            Ok(prepared) => {
                 print!(
                     "{}",
-                    lps_bridge::schedule::describe(&settings.config.schedules)
+                    lps_bridge::schedule::describe(&prepared.settings.config.schedules)
                 );
                 println!("{}: ok", file.display());
                 ExitCode::SUCCESS

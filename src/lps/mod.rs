@@ -38,6 +38,8 @@ pub struct LpsState {
     pub token: Arc<str>,
     pub disabled: Arc<BTreeSet<String>>,
     pub shutdown: CancellationToken,
+    /// Where each signal stream's task runs (the stop order waits for them).
+    pub streams: tokio_util::task::TaskTracker,
     pub signal_burst: u32,
     pub signal_interval: Duration,
     /// Logged once: a POST whose Content-Type is not EVE's.

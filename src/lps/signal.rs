@@ -33,7 +33,8 @@ pub fn stream(state: LpsState) -> Response {
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(8);
     let shutdown = state.shutdown.clone();
     let mut pacer = Pacer::new(state.signal_burst, state.signal_interval, Instant::now());
-    tokio::spawn(async move {
+    let streams = state.streams.clone();
+    streams.spawn(async move {
         loop {
             if !pending.is_empty() {
                 let wait = pacer.wait(Instant::now());

@@ -181,11 +181,19 @@ where
 
 /// Once a second until shutdown: counts, logs and announces every jump the layer saw on the
 /// router thread named `router`.
-pub async fn run(router: String, metrics: Arc<Metrics>, store: StoreHandle) {
+pub async fn run(
+    router: String,
+    metrics: Arc<Metrics>,
+    store: StoreHandle,
+    stop: tokio_util::sync::CancellationToken,
+) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while store.is_alive() {
-        tick.tick().await;
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
         let taken = take_router(&router);
         if taken.is_empty() {
             continue;

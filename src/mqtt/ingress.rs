@@ -160,17 +160,33 @@ fn admit(
     }
 }
 
-/// Handles command messages until every broker link closes; hands rule topics to the rules.
-/// Reading, parsing and refusing run ahead of the store; accepted commands go to the store
-/// round-robin across lanes, at most [`MAX_IN_FLIGHT`] at a time.
-pub async fn run(
-    mut incoming: mpsc::Receiver<Incoming>,
-    store: StoreHandle,
-    topics: Topics,
-    publisher: Publisher,
-    rules: Option<RuleRoute>,
-    metrics: std::sync::Arc<crate::metrics::Metrics>,
-) {
+/// What the ingress needs besides its input: where commands go and replies come out.
+pub struct Ingress {
+    pub store: StoreHandle,
+    pub topics: Topics,
+    pub publisher: Publisher,
+    pub rules: Option<RuleRoute>,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// `input.stop` ends the reading; replies run on `replies`.
+    pub tasks: crate::tasks::Tasks,
+}
+
+/// Handles command messages until every broker link closes or `tasks.input.stop`; hands rule
+/// topics to the rules. Reading, parsing and refusing run ahead of the store; accepted commands
+/// go to the store round-robin across lanes, at most [`MAX_IN_FLIGHT`] at a time. On stop it
+/// reads nothing more but still hands every command it already read to the store: their replies
+/// run on `tasks.replies`, which the stop order waits for.
+pub async fn run(ingress: Ingress, mut incoming: mpsc::Receiver<Incoming>) {
+    let Ingress {
+        store,
+        topics,
+        publisher,
+        rules,
+        metrics,
+        tasks,
+    } = ingress;
+    let stop = tasks.input.stop.clone();
+    let replies = tasks.replies;
     let mut lanes = Lanes::default();
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut open = true;
@@ -178,6 +194,10 @@ pub async fn run(
         tokio::select! {
             // Reading first: a command is in its lane before the next one is handed over.
             biased;
+            _ = stop.cancelled(), if open => {
+                open = false;
+                continue;
+            }
             got = incoming.recv(), if open && lanes.waiting < MAX_WAITING => {
                 let Some(msg) = got else {
                     open = false;
@@ -211,7 +231,7 @@ pub async fn run(
             permit = in_flight.clone().acquire_owned(), if !lanes.is_empty() => {
                 let Ok(permit) = permit else { break };
                 if let Some(job) = lanes.pop() {
-                    dispatch(job, permit, &store, &publisher, &topics).await;
+                    dispatch(job, permit, &store, &publisher, &topics, &replies).await;
                 }
                 continue;
             }
@@ -223,7 +243,7 @@ pub async fn run(
                 break;
             };
             if let Some(job) = lanes.pop() {
-                dispatch(job, permit, &store, &publisher, &topics).await;
+                dispatch(job, permit, &store, &publisher, &topics, &replies).await;
             }
         }
     }
@@ -237,6 +257,7 @@ async fn dispatch(
     store: &StoreHandle,
     publisher: &Publisher,
     topics: &Topics,
+    replies: &tokio_util::task::TaskTracker,
 ) {
     let Job {
         msg,
@@ -246,7 +267,7 @@ async fn dispatch(
     let outcome = command::submit(store, intent, command::Source::Mqtt).await;
     let publisher = publisher.clone();
     let topics = topics.clone();
-    tokio::spawn(async move {
+    replies.spawn(async move {
         let result = outcome.await.into_result();
         drop(permit);
         send_reply(

@@ -3,12 +3,14 @@
 //! for it: they hand messages over a bounded channel (see `Publisher`).
 
 use super::Outgoing;
+use crate::tasks::Stage;
 use rumqttd::local::{LinkRx, LinkTx};
 use rumqttd::protocol::{Packet, Publish, PublishProperties};
 use rumqttd::Notification;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio_util::sync::CancellationToken;
 
 /// An incoming publish on a subscribed topic.
 #[derive(Debug, Clone)]
@@ -96,17 +98,32 @@ pub struct Running {
     pub retained: Box<dyn Fn() -> Vec<Outgoing> + Send>,
 }
 
+/// Starts the link. Its readers run in `input` and end with it (or when the ingress is gone).
+/// The writer is a thread (see below); the returned receiver resolves when it has ended.
 pub fn spawn(
     link: Running,
     first: (String, LinkTx, LinkRx),
     mut outgoing: mpsc::Receiver<Outgoing>,
     incoming: mpsc::Sender<Incoming>,
-) -> std::io::Result<()> {
+    input: &Stage,
+) -> std::io::Result<oneshot::Receiver<()>> {
     let handle = tokio::runtime::Handle::current();
     let lost = Arc::new(Notify::new());
     let (id, tx, rx) = first;
     link.health.set_up(&id);
-    handle.spawn(run_reader(rx, incoming.clone(), lost.clone()));
+    let input = input.clone();
+    let reader = {
+        let (incoming, lost, input) = (incoming.clone(), lost.clone(), input.clone());
+        move |rx| run_reader(rx, incoming.clone(), lost.clone(), input.stop.clone())
+    };
+    input.tracker.spawn_on(reader(rx), &handle);
+    let (done_tx, done_rx) = oneshot::channel();
+    // A thread, not a task, because `LinkTx::send` blocks while the router's channel is full;
+    // so it cannot be in a task tracker, and says when it ends through `done_tx` instead. Nothing
+    // in rumqttd 0.20 ends it: the router never closes a local link's channel (its own loop
+    // holds a sender to itself and runs until the process exits). It ends when `outgoing`
+    // closes, i.e. [`super::Publisher::close`], after sending what was queued; or when the
+    // link is lost once the ingress is gone (shutdown: no one would read a new link).
     std::thread::Builder::new()
         .name("mqtt-link-writer".into())
         .spawn(move || {
@@ -131,26 +148,30 @@ pub fn spawn(
                         link.health.up.store(false, Ordering::Relaxed);
                         let old = link.health.id();
                         tracing::error!(link = %old, "the gateway's link to the embedded broker was dropped (by a client with its id?); building a new one");
-                        let Some((id, new_tx, rx)) = relink(&link) else {
+                        let Some((id, new_tx, rx)) = relink(&link, &incoming) else {
                             break;
                         };
                         tx = new_tx;
-                        handle.spawn(run_reader(rx, incoming.clone(), lost.clone()));
+                        input.tracker.spawn_on(reader(rx), &handle);
                         link.health.reconnects.fetch_add(1, Ordering::Relaxed);
                         link.health.set_up(&id);
                         tracing::warn!(link = %id, "the gateway's link to the embedded broker is back, subscribed and retained state restored");
                     }
                 }
             }
+            let _ = done_tx.send(());
         })?;
-    Ok(())
+    Ok(done_rx)
 }
 
 /// Builds, subscribes and restores a new link, retrying with back-off (0.1 s to 5 s) until it
 /// works; None once the ingress is gone (shutdown).
-fn relink(link: &Running) -> Option<(String, LinkTx, LinkRx)> {
+fn relink(link: &Running, incoming: &mpsc::Sender<Incoming>) -> Option<(String, LinkTx, LinkRx)> {
     let mut wait = std::time::Duration::from_millis(100);
     loop {
+        if incoming.is_closed() {
+            return None;
+        }
         let id = new_link_id();
         let attempt = (link.connect)(&id).and_then(|(mut tx, mut rx)| {
             subscribe(&mut tx, &mut rx, &link.filters)?;
@@ -181,10 +202,20 @@ fn send(tx: &mut LinkTx, out: Outgoing) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// Forwards every publish the link receives; on losing the link, says so on `lost`.
-async fn run_reader(mut rx: LinkRx, incoming: mpsc::Sender<Incoming>, lost: Arc<Notify>) {
+/// Forwards every publish the link receives until `stop`; on losing the link, says so on `lost`.
+async fn run_reader(
+    mut rx: LinkRx,
+    incoming: mpsc::Sender<Incoming>,
+    lost: Arc<Notify>,
+    stop: CancellationToken,
+) {
     loop {
-        match rx.next().await {
+        let next = tokio::select! {
+            // Shutting down, not a lost link: no relink.
+            _ = stop.cancelled() => return,
+            next = rx.next() => next,
+        };
+        match next {
             Ok(Some(Notification::Forward(forward))) => {
                 let props = forward.properties.unwrap_or_default();
                 let msg = Incoming {

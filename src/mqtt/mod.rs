@@ -12,7 +12,7 @@ pub mod state_guard;
 pub mod topics;
 
 pub use broker::{check_tls, BrokerError, Listeners};
-pub use ingress::run as run_ingress;
+pub use ingress::{run as run_ingress, Ingress};
 
 /// Checks what only MQTT can judge in `[mqtt]` (TLS files, users, the plant broker's options),
 /// binding nothing: start-up and `check-config` both run it (through `app::prepare`).
@@ -220,6 +220,26 @@ impl Publisher {
     pub fn is_connected(&self) -> bool {
         !lock(&self.shared.sinks).is_empty()
     }
+
+    /// Lets go of every broker connection's queue: each connection sends what it holds, then
+    /// ends (the embedded link's writer thread with it). Publishing afterwards reaches no one.
+    /// The last step of the stop order before the store closes.
+    pub fn close(&self) {
+        lock(&self.shared.sinks).clear();
+    }
+}
+
+/// The embedded broker's link, for the stop order.
+pub struct EmbeddedLink {
+    writer_done: tokio::sync::oneshot::Receiver<()>,
+}
+
+impl EmbeddedLink {
+    /// Resolves once the link's writer has handed the router everything queued before
+    /// [`Publisher::close`] (or the writer ended another way).
+    pub async fn drained(self) {
+        let _ = self.writer_done.await;
+    }
 }
 
 /// Where the embedded broker's losses are reported: `/metrics` and `B/events`.
@@ -229,17 +249,20 @@ pub struct LossReport {
 }
 
 /// Starts the embedded broker when `mqtt.listen` is set: subscribes `filters` and feeds what
-/// arrives on them into `incoming`. Returns whether it started.
+/// arrives on them into `incoming`. Returns its link, for the stop order, when it started. The
+/// link's readers stop with `tasks.input`, the loss reports with `tasks.output`; the writer
+/// with [`Publisher::close`].
 pub fn start_embedded(
     settings: &Settings,
     publisher: &Publisher,
     filters: Vec<String>,
     incoming: mpsc::Sender<Incoming>,
     losses: LossReport,
-) -> Result<bool, BrokerError> {
+    tasks: &crate::tasks::Tasks,
+) -> Result<Option<EmbeddedLink>, BrokerError> {
     let Some(listen) = settings.mqtt_listen else {
         tracing::info!("mqtt.listen is empty: the embedded broker is off");
-        return Ok(false);
+        return Ok(None);
     };
     let cfg = &settings.config.mqtt;
     let listeners = Listeners {
@@ -248,14 +271,15 @@ pub fn start_embedded(
         tls: settings.mqtt_tls.clone(),
     };
     let started = broker::start(cfg, &listeners, &filters)?;
-    tokio::spawn(alerts::run(
+    tasks.output.spawn(alerts::run(
         started.router_thread.clone(),
         losses.metrics,
         losses.store,
+        tasks.output.stop.clone(),
     ));
     let health = Arc::new(LinkHealth::default());
     let retained = publisher.clone();
-    link::spawn(
+    let writer_done = link::spawn(
         link::Running {
             connect: started.connect,
             filters,
@@ -265,6 +289,7 @@ pub fn start_embedded(
         started.link,
         publisher.add_sink(),
         incoming,
+        &tasks.input,
     )
     .map_err(BrokerError::Thread)?;
     let _ = publisher.shared.embedded.set(Embedded {
@@ -275,7 +300,7 @@ pub fn start_embedded(
     if cfg.users.is_empty() {
         tracing::warn!("the embedded broker accepts anonymous clients: anyone who reaches it can send commands (configure [[mqtt.users]])");
     }
-    Ok(true)
+    Ok(Some(EmbeddedLink { writer_done }))
 }
 
 #[cfg(test)]

@@ -32,7 +32,8 @@ pub async fn get_events(
     let mut changes = s.store.subscribe();
     let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(64);
     let shutdown = s.shutdown.clone();
-    tokio::spawn(async move {
+    let streams = s.streams.clone();
+    streams.spawn(async move {
         if tx.send(Ok(state_event(&s))).await.is_err() {
             return;
         }

@@ -37,6 +37,8 @@ pub struct OperatorState {
     pub token: Option<Arc<str>>,
     pub protect_reads: bool,
     pub shutdown: CancellationToken,
+    /// Where each event stream's task runs (the stop order waits for them).
+    pub streams: tokio_util::task::TaskTracker,
     /// What `/readyz` reports beside the store.
     pub ready: Arc<serde_json::Value>,
     /// The embedded broker's listening ports, for the connections gauge.

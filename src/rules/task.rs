@@ -4,24 +4,27 @@ use super::engine::{Engine, Firing, Outcome};
 use crate::mqtt::Incoming;
 use crate::state::{Event, EventName};
 use crate::store::StoreHandle;
+use crate::tasks::Tasks;
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Rule events join the store's events, so they reach `B/events` and the SSE stream alike.
 async fn publish_event(store: &StoreHandle, name: EventName, fields: Value) {
     store.event(Event::new(name, fields)).await;
 }
 
-/// Runs until shutdown or until the ingress closes the channel.
+/// Runs until `tasks.input.stop` or until the ingress closes the channel. Each firing's
+/// outcome is awaited on `tasks.replies`, which the stop order waits for.
 pub async fn run(
     mut engine: Engine,
     mut incoming: mpsc::Receiver<Incoming>,
     store: StoreHandle,
-    shutdown: CancellationToken,
+    tasks: Tasks,
 ) {
+    let shutdown = tasks.input.stop.clone();
     tracing::info!(rules = engine.rules().len(), filters = ?engine.filters(), "bridge rules running");
     loop {
         // A disabled branch's future is still built: give it a harmless far deadline.
@@ -38,15 +41,15 @@ pub async fn run(
             }
         };
         for outcome in outcomes {
-            handle(outcome, &store).await;
+            handle(outcome, &store, &tasks.replies).await;
         }
     }
     tracing::debug!("bridge rules stopped");
 }
 
-async fn handle(outcome: Outcome, store: &StoreHandle) {
+async fn handle(outcome: Outcome, store: &StoreHandle, replies: &TaskTracker) {
     match outcome {
-        Outcome::Fired(firing) => submit(firing, store).await,
+        Outcome::Fired(firing) => submit(firing, store, replies).await,
         Outcome::HoldStarted {
             rule,
             topic,
@@ -88,7 +91,7 @@ async fn handle(outcome: Outcome, store: &StoreHandle) {
 
 /// Enqueues the intent in order (so two firings land in the order they fired), then awaits the
 /// durable answer on its own task so that fsync never delays other rules or timers.
-async fn submit(firing: Firing, store: &StoreHandle) {
+async fn submit(firing: Firing, store: &StoreHandle, replies: &TaskTracker) {
     let Firing {
         rule,
         topic,
@@ -98,7 +101,7 @@ async fn submit(firing: Firing, store: &StoreHandle) {
     let outcome =
         crate::command::submit(store, intent, crate::command::Source::Rule(rule.clone())).await;
     let store = store.clone();
-    tokio::spawn(async move {
+    replies.spawn(async move {
         let result = outcome.await.into_result();
         let action_json = serde_json::to_value(&action).unwrap_or(Value::Null);
         match result {

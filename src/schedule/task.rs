@@ -8,12 +8,12 @@ use crate::command::Source;
 use crate::mqtt::{Outgoing, Publisher};
 use crate::state::{Event, EventName};
 use crate::store::StoreHandle;
+use crate::tasks::Tasks;
 use jiff::Timestamp;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
 /// The wall clock as Unix ms; the system clock outside tests.
 pub type WallClock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -83,7 +83,8 @@ fn view(schedules: &[Schedule], now_ms: i64, last: &[Option<Last>]) -> Value {
     )
 }
 
-/// Runs until shutdown. `topic` is the retained `B/schedules` topic.
+/// Runs in `tasks.input` until its stop; each firing's outcome is awaited on `tasks.replies`.
+/// `topic` is the retained `B/schedules` topic.
 pub fn spawn(
     planner: Planner,
     store: StoreHandle,
@@ -91,13 +92,20 @@ pub fn spawn(
     topic: String,
     clock: WallClock,
     poll_every: Duration,
-    shutdown: CancellationToken,
+    tasks: &Tasks,
 ) -> (Board, tokio::task::JoinHandle<()>) {
     let now = clock();
     let initial = Arc::new(view(planner.schedules(), now, &[]));
     let (tx, rx) = watch::channel(initial);
-    let handle = tokio::spawn(run(
-        planner, store, publisher, topic, clock, poll_every, tx, shutdown,
+    let handle = tasks.input.spawn(run(
+        planner,
+        store,
+        publisher,
+        topic,
+        clock,
+        poll_every,
+        tx,
+        tasks.clone(),
     ));
     (Board { rx }, handle)
 }
@@ -111,8 +119,9 @@ async fn run(
     clock: WallClock,
     poll_every: Duration,
     board: watch::Sender<Arc<Value>>,
-    shutdown: CancellationToken,
+    tasks: Tasks,
 ) {
+    let shutdown = tasks.input.stop.clone();
     tracing::info!(schedules = planner.schedules().len(), "schedules running");
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Last)>();
     let mut last: Vec<Option<Last>> = vec![None; planner.schedules().len()];
@@ -157,7 +166,7 @@ async fn run(
             let index = due.index;
             let missed = due.missed;
             // The durable answer is awaited aside so that an fsync never delays the next poll.
-            tokio::spawn(async move {
+            tasks.replies.spawn(async move {
                 let result = outcome.await;
                 let fields =
                     json!({ "schedule": name, "entry": entry, "missed": missed, "action": action });

@@ -20,7 +20,7 @@ pub use session::Broker;
 
 use crate::config::Settings;
 use crate::store::StoreHandle;
-use tokio_util::sync::CancellationToken;
+use crate::tasks::Tasks;
 
 /// Where the edge node connects, from the config (`None` when `[sparkplug]` is off).
 pub fn broker(settings: &Settings) -> Option<Broker> {
@@ -46,13 +46,8 @@ pub fn broker(settings: &Settings) -> Option<Broker> {
     })
 }
 
-/// Runs the edge node until `shutdown` (then NDEATH and DISCONNECT).
-pub async fn run(
-    settings: Settings,
-    broker: Broker,
-    store: StoreHandle,
-    shutdown: CancellationToken,
-) {
+/// Runs the edge node until `tasks.output.stop` (then NDEATH and DISCONNECT).
+pub async fn run(settings: Settings, broker: Broker, store: StoreHandle, tasks: Tasks) {
     tracing::info!(group = %settings.config.sparkplug.group_id, broker = ?matches!(broker, Broker::External(_)).then_some("external").unwrap_or("embedded"), "Sparkplug B edge node starting");
-    session::run(settings.config.sparkplug.clone(), broker, store, shutdown).await;
+    session::run(settings.config.sparkplug.clone(), broker, store, tasks).await;
 }

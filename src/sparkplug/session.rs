@@ -10,12 +10,13 @@ use super::writes;
 use crate::backoff::Backoff;
 use crate::config::{ExternalBroker, SparkplugConfig};
 use crate::store::StoreHandle;
+use crate::tasks::Tasks;
 use crate::telemetry::views::unix_ms_now;
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Where the edge node connects.
 #[derive(Debug, Clone)]
@@ -85,20 +86,16 @@ enum End {
     },
 }
 
-/// Runs sessions until shutdown.
-pub async fn run(
-    cfg: SparkplugConfig,
-    broker: Broker,
-    store: StoreHandle,
-    shutdown: CancellationToken,
-) {
+/// Runs sessions until `tasks.output.stop`; writes are awaited on `tasks.replies`.
+pub async fn run(cfg: SparkplugConfig, broker: Broker, store: StoreHandle, tasks: Tasks) {
+    let shutdown = tasks.output.stop.clone();
     let mut bd_seq = 0u64;
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     loop {
         let node = Node::new(&cfg.group_id, &node_id(&cfg, &store.snapshot()), bd_seq);
         // bdSeq goes up by one on every CONNECT (and wraps like the spec's 0..255 counters).
         bd_seq = (bd_seq + 1) % 256;
-        match session(&cfg, &broker, node, &store, &shutdown).await {
+        match session(&cfg, &broker, node, &store, &tasks).await {
             End::Shutdown => return,
             End::Reconnect { connected } => {
                 if connected {
@@ -117,6 +114,8 @@ struct Session<'a> {
     client: AsyncClient,
     node: Node,
     store: &'a StoreHandle,
+    /// Where each write's outcome is awaited.
+    replies: &'a TaskTracker,
     cfg: &'a SparkplugConfig,
     host: Host,
     /// Subscriptions acknowledged (births wait for them).
@@ -169,7 +168,7 @@ impl Session<'_> {
         };
         let writes = match payload::decode_writes(payload) {
             Ok(w) => w,
-            Err(why) => return writes::refused(self.store, topic, "", &why),
+            Err(why) => return writes::refused(self.replies, self.store, topic, "", &why),
         };
         for w in writes {
             let label = w
@@ -186,6 +185,7 @@ impl Session<'_> {
                     }
                     _ => {
                         writes::refused(
+                            self.replies,
                             self.store,
                             topic,
                             &label,
@@ -196,11 +196,17 @@ impl Session<'_> {
                 },
             };
             let Some(spec) = spec else {
-                writes::refused(self.store, topic, &label, "no such metric");
+                writes::refused(self.replies, self.store, topic, &label, "no such metric");
                 continue;
             };
             if !spec.writable {
-                writes::refused(self.store, topic, spec.name, "the metric is read-only");
+                writes::refused(
+                    self.replies,
+                    self.store,
+                    topic,
+                    spec.name,
+                    "the metric is read-only",
+                );
                 continue;
             }
             if device.is_none() && spec.name == REBIRTH {
@@ -211,6 +217,7 @@ impl Session<'_> {
                         }
                     }
                     _ => writes::refused(
+                        self.replies,
                         self.store,
                         topic,
                         REBIRTH,
@@ -221,10 +228,16 @@ impl Session<'_> {
             }
             match writes::to_intent(device.as_deref(), spec.name, &w.value) {
                 Ok(intent) => {
-                    writes::submit(self.store, topic.to_string(), spec.name.to_string(), intent)
-                        .await
+                    writes::submit(
+                        self.replies,
+                        self.store,
+                        topic.to_string(),
+                        spec.name.to_string(),
+                        intent,
+                    )
+                    .await
                 }
-                Err(why) => writes::refused(self.store, topic, spec.name, &why),
+                Err(why) => writes::refused(self.replies, self.store, topic, spec.name, &why),
             }
         }
     }
@@ -261,8 +274,9 @@ async fn session(
     broker: &Broker,
     node: Node,
     store: &StoreHandle,
-    shutdown: &CancellationToken,
+    tasks: &Tasks,
 ) -> End {
+    let shutdown = &tasks.output.stop;
     let death = node.ndeath(unix_ms_now());
     let will = LastWill::new(death.topic, death.payload, QoS::AtLeastOnce, false);
     let opts = match options(broker, will) {
@@ -275,8 +289,9 @@ async fn session(
     };
     let (client, mut eventloop) = AsyncClient::new(opts, 1024);
     // The event loop runs on its own, so publishing never waits on this task's own polling.
+    // Aborted when the session ends.
     let (events_tx, mut events) = mpsc::channel(256);
-    let poller = tokio::spawn(async move {
+    let poller = tasks.output.spawn(async move {
         loop {
             let event = eventloop.poll().await;
             let failed = event.is_err();
@@ -290,6 +305,7 @@ async fn session(
         client,
         node,
         store,
+        replies: &tasks.replies,
         cfg,
         host: Host::default(),
         subscribed: false,
@@ -352,7 +368,7 @@ async fn session(
                         // What deleting a retained message looks like (ours included): no command.
                     } else if p.retain {
                         // A retained command would fire again on every reconnect: refuse and delete it.
-                        writes::refused(store, &p.topic, "", "retained commands are refused (they would fire again on every reconnect); publish with retain=false. The retained copy was deleted");
+                        writes::refused(&tasks.replies, store, &p.topic, "", "retained commands are refused (they would fire again on every reconnect); publish with retain=false. The retained copy was deleted");
                         let _ = s.client.publish(p.topic.clone(), QoS::AtLeastOnce, true, Vec::new()).await;
                     } else {
                         s.on_command(&p.topic, &p.payload).await;

@@ -7,6 +7,7 @@ use crate::command::{self, Source, Target};
 use crate::state::{Event, EventName, Intent};
 use crate::store::{IntentOutcome, StoreHandle};
 use serde_json::json;
+use tokio_util::task::TaskTracker;
 
 /// The command a write to a writable metric stands for; `app` is the device id (topic level).
 pub fn to_intent(app: Option<&str>, metric: &str, value: &Written) -> Result<Intent, String> {
@@ -48,23 +49,30 @@ fn trigger(value: bool, metric: &str) -> Result<(), String> {
 }
 
 /// Submits an intent; logs the outcome and announces a refusal, without holding up the caller.
-pub async fn submit(store: &StoreHandle, topic: String, metric: String, intent: Intent) {
+pub async fn submit(
+    replies: &TaskTracker,
+    store: &StoreHandle,
+    topic: String,
+    metric: String,
+    intent: Intent,
+) {
     let outcome = command::submit(store, intent, Source::Sparkplug).await;
     let store = store.clone();
-    tokio::spawn(async move {
+    let aside = replies.clone();
+    replies.spawn(async move {
         match outcome.await {
             IntentOutcome::Accepted(reply) => {
                 tracing::info!(%topic, %metric, reply = %reply, "Sparkplug write accepted");
             }
             IntentOutcome::Rejected(why) | IntentOutcome::Failed(why) => {
-                refused(&store, &topic, &metric, &why);
+                refused(&aside, &store, &topic, &metric, &why);
             }
         }
     });
 }
 
 /// A write that changes nothing: logged and announced on `B/events`.
-pub fn refused(store: &StoreHandle, topic: &str, metric: &str, why: &str) {
+pub fn refused(replies: &TaskTracker, store: &StoreHandle, topic: &str, metric: &str, why: &str) {
     tracing::info!(%topic, %metric, error = %why, "Sparkplug write refused");
     let event = Event::new(
         EventName::SparkplugWriteRefused,
@@ -72,7 +80,7 @@ pub fn refused(store: &StoreHandle, topic: &str, metric: &str, why: &str) {
     );
     let store = store.clone();
     // Through `apply` like every event; aside, so a refusal never holds up the session loop.
-    tokio::spawn(async move { store.event(event).await });
+    replies.spawn(async move { store.event(event).await });
 }
 
 #[cfg(test)]

@@ -14,7 +14,6 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 fn ms(text: &str) -> i64 {
     text.parse::<jiff::Timestamp>().unwrap().as_millisecond()
@@ -76,7 +75,8 @@ async fn a_schedule_switches_the_profile_and_the_apps_settle() {
         shift("day shift", "0 6 * * 1-5", "day"),
     ])
     .unwrap();
-    let stop = CancellationToken::new();
+    let tasks = lps_bridge::tasks::Tasks::default();
+    let stop = tasks.input.stop.clone();
     let running = gw.running();
     let (_board, task) = schedule::spawn(
         Planner::new(schedules),
@@ -85,7 +85,7 @@ async fn a_schedule_switches_the_profile_and_the_apps_settle() {
         format!("{B}/schedules"),
         clock,
         Duration::from_millis(50),
-        stop.clone(),
+        &tasks,
     );
 
     // Never set on this box: the day entry is applied once, as missed.

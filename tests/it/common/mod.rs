@@ -9,7 +9,7 @@ pub mod reports;
 pub mod store;
 
 use lps_bridge::app::{self, Running};
-use lps_bridge::config::{Config, Settings};
+use lps_bridge::config::Config;
 use prost::Message;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -101,9 +101,9 @@ impl TestGateway {
     pub async fn start_config(config: Config) -> TestGateway {
         install_log_layers();
         let dir = config.store.dir.clone();
-        let settings: Settings = config.validate().unwrap();
-        let mqtt_port = settings.mqtt_listen.map(|a| a.port()).unwrap_or(0);
-        let running = app::start(settings).await.unwrap();
+        let prepared = app::prepare(config).unwrap();
+        let mqtt_port = prepared.settings.mqtt_listen.map(|a| a.port()).unwrap_or(0);
+        let running = app::start(prepared).await.unwrap();
         let lps = format!("http://{}", running.lps_addr);
         TestGateway {
             running: Some(running),
