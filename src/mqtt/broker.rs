@@ -227,6 +227,10 @@ pub fn start(
     );
     // What Broker::new and Broker::start do, with the listeners on threads of ours.
     let router_thread = format!("router-{}", config.id);
+    // rumqttd's router thread has no stop in 0.20: `Router::run` loops until its channel's
+    // `recv` fails, and the router keeps a sender to that channel itself, so that never
+    // happens. It ends with the process (the stop order hands it everything first, see
+    // `app::stop`).
     let router_tx = Router::new(config.id, config.router.clone()).spawn();
     let connect_tx = router_tx.clone();
     let connect: super::link::Connect = Box::new(move |id: &str| {

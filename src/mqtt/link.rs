@@ -137,7 +137,10 @@ pub fn spawn(
                     }
                 });
                 match next {
-                    Some(None) => break,
+                    Some(None) => {
+                        flush(&link);
+                        break;
+                    }
                     Some(Some(out)) => {
                         if send(&mut tx, out).is_err() {
                             // The router is gone or refuses this link: treat it as lost.
@@ -162,6 +165,19 @@ pub fn spawn(
             let _ = done_tx.send(());
         })?;
     Ok(done_rx)
+}
+
+/// Returns once the router has routed what the link sent: the router takes events in the order
+/// they arrive and serves connections in the order they became ready, so a subscription made
+/// after the last publish and acknowledged means every subscriber of those publishes was served
+/// first. On a link of its own (the reader is gone by now), to a topic nothing publishes on.
+fn flush(link: &Running) {
+    let id = new_link_id();
+    let flushed = (link.connect)(&id)
+        .and_then(|(mut tx, mut rx)| subscribe(&mut tx, &mut rx, &[format!("{id}/flush")]));
+    if let Err(err) = flushed {
+        tracing::warn!(%err, "cannot confirm that the embedded broker routed the last messages");
+    }
 }
 
 /// Builds, subscribes and restores a new link, retrying with back-off (0.1 s to 5 s) until it

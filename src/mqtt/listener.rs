@@ -134,6 +134,9 @@ where
         acked: AtomicU64::new(0),
         stale: std::sync::atomic::AtomicBool::new(true),
     });
+    // A thread (rumqttd's server needs a runtime of its own here), so not in a task tracker.
+    // It ends when every `Auditor` is gone (the last `Publisher` clone): the audit loop ends,
+    // the runtime drops, and with it the listening socket and the connections.
     std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {

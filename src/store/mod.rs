@@ -278,6 +278,7 @@ fn start_with(
         actor.enter_fault(reason);
     }
     // The actor fsyncs on every commit: it gets its own thread so no async worker ever blocks.
+    // It ends on `shutdown`; `StoreTask` resolves then (the last step of `app`'s stop order).
     let (done_tx, done_rx) = oneshot::channel();
     std::thread::Builder::new()
         .name("store".into())

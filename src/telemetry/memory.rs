@@ -27,7 +27,8 @@ pub fn give_back() {
 pub fn give_back_soon() {
     give_back();
     // A short-lived thread of its own: callers are synchronous (telemetry), and this must not
-    // hold a runtime worker. Failing to spawn only skips the late trim.
+    // hold a runtime worker. Failing to spawn only skips the late trim. Not in the stop order:
+    // it holds nothing and ends by itself after LATE_TRIM (or with the process).
     let _ = std::thread::Builder::new()
         .name("mem-trim".into())
         .spawn(|| {

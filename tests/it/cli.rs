@@ -126,4 +126,19 @@ fn demo_with_a_bad_config_exits_64_like_run() {
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("lps.listen"));
+    // A subsystem's refusal too (`app::prepare`, the same check as `run` and `check-config`).
+    let (_d, path) = write(
+        "[[rules]]\nname = \"typo\"\ntopic = \"plc/+/fault\"\npayload = \"1\"\naction = { app = \"{1}\", command = \"restrat\" }\n",
+    );
+    let out = bin()
+        .args(["demo", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("rule 'typo'") && err.contains("restrat"),
+        "{err}"
+    );
 }

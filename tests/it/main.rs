@@ -32,6 +32,7 @@ mod mqtt_tls;
 mod operator_api;
 mod rules;
 mod schedules;
+mod shutdown;
 mod signal_stream;
 mod sparkplug;
 mod stalled;

@@ -137,6 +137,8 @@ pub fn spawn(
     };
     let sink = publisher.add_sink();
     tracing::info!(url = %url, client_id = %cfg.client_id, "connecting to the plant MQTT broker");
+    // Owned by the handle: `stopped` joins them (or aborts them after the grace), and the
+    // app tracks `stopped`.
     let tasks = vec![
         tokio::spawn(link.run(eventloop)),
         tokio::spawn(out.run(sink, session, shutdown.clone())),
