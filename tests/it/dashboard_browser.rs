@@ -1,7 +1,12 @@
 //! The dashboard in a real headless Chromium, driven over WebDriver (chromedriver), against the
-//! gateway and the EVE simulator: load, restart an app through the confirmation modal and watch
-//! its lifecycle reach `completed` live, switch profile, see an API error, a phone-width screen,
-//! EVE going offline, the gateway going away, and the bearer-token prompt.
+//! gateway and the EVE simulator: load (the Events card starts with the command log), restart an
+//! app through the confirmation modal and watch its lifecycle reach `completed` live (labelled
+//! dots, a legend), confirmations naming their effect (purge, power off, USB boot order, network
+//! override, profile switch), switch profile (the halted app says why and offers no Restart; a
+//! restart sent anyway stalls with its reason), see an API error, the live stream sending
+//! patches of what changed, the phone layout measured (the profile switch and node state on the
+//! first screen, one short card per app, the page's height), EVE going offline, the gateway
+//! going away, and the bearer-token prompt.
 //!
 //! Needs Debian's `chromium` and `chromium-driver`, so the tests are ignored by default; CI runs
 //! `cargo test --locked --test dashboard_browser -- --ignored`. `CHROMEDRIVER` and `CHROME_BIN`
@@ -309,6 +314,18 @@ async fn dashboard_drives_the_node_live() {
             js(&c, "(window.__noReload = 1)").await;
 
             loaded(&c).await;
+            // A second stream, watched from the page: after its first full state, the live
+            // changes below reach the page as patches of the parts that changed.
+            js(
+                &c,
+                "(() => { window.__sse = { state: 0, patch: 0, stateBytes: 0, patchBytes: 0, parts: {} };
+                   const es = new EventSource('/api/events');
+                   for (const k of ['state', 'patch']) es.addEventListener(k, (e) => {
+                     __sse[k] += 1; __sse[k + 'Bytes'] += e.data.length;
+                     if (k === 'patch') for (const p of Object.keys(JSON.parse(e.data))) __sse.parts[p] = 1; });
+                   return 1; })()",
+            )
+            .await;
             let history = "[...document.querySelectorAll('#event-log li[data-history=true]')]\
                            .map(l => l.textContent).find(t => t.includes('collect info') && t.includes('(rest)'))";
             wait_js(&c, "the command log shown as history, with its source", history).await;
@@ -330,6 +347,16 @@ async fn dashboard_drives_the_node_live() {
             shot(&c, "dashboard-error").await;
 
             phone_width(&c).await;
+            let sse = js(&c, "window.__sse").await;
+            let n = |k: &str| sse[k].as_f64().unwrap();
+            assert_eq!(n("state"), 1.0, "one full state, at connect: {sse}");
+            assert!(n("patch") >= 10.0, "the changes came as patches: {sse}");
+            // What changed is sent, what did not is not: the store stayed writable throughout.
+            for part in ["apps", "profile", "network", "radio"] {
+                assert_eq!(sse["parts"][part], 1, "{part} was patched: {sse}");
+            }
+            assert!(sse["parts"].get("store").is_none(), "{sse}");
+            eprintln!("SSE seen by the page: {sse}");
 
             // EVE goes silent: the page says so (the test gateway calls it offline after 2 s).
             node.stop().await;

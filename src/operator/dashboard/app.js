@@ -2,9 +2,10 @@
 // compiled into the gateway binary and must work on a plant network with no internet.
 //
 // Data flow: one GET /api/state at load (and the command log, GET /api/commands, as the first
-// entries of the Events card), then Server-Sent Events from /api/events carry the full state
-// (`state`) after changes (a burst coalesced into one) and each B/events message (`event`). Every mutation is a
-// POST whose JSON reply is shown to the operator, errors included.
+// entries of the Events card), then Server-Sent Events from /api/events: the full state
+// (`state`) at connect, then the parts that changed (`patch`, a burst coalesced into one), and
+// each B/events message (`event`). Every mutation is a POST whose JSON reply is shown to the
+// operator, errors included.
 'use strict';
 
 const TOKEN_KEY = 'lps-bridge.operator-token';
@@ -275,6 +276,11 @@ function connectEvents() {
     heard(es);
     setGateway('live');
     render(JSON.parse(e.data));
+  });
+  // Only the parts that changed; every stream starts with a full `state`, so `current` is set.
+  es.addEventListener('patch', (e) => {
+    heard(es);
+    if (current) render({ ...current, ...JSON.parse(e.data) });
   });
   es.addEventListener('event', (e) => { heard(es); logEvent(JSON.parse(e.data)); });
   // The gateway sends a ping every 15 s while idle: silence for 40 s means a half-open stream.
