@@ -1,13 +1,17 @@
-//! `GET /api/events`: Server-Sent Events. `event: state` carries the full state (first at
-//! connect, then after changes: a burst, and anything within [`MIN_STATE_GAP`] of the last one,
-//! is coalesced into one); `event: event` carries each `B/events` message as it happens. The stream
-//! ends when the gateway shuts down, so graceful shutdown is never held up by a browser.
+//! `GET /api/events`: Server-Sent Events. `event: state` carries the full state (at connect, and
+//! again if this stream fell behind the store's changes); after that `event: patch` carries only
+//! the top-level parts (`eve`, `apps`, `profile`, ...) whose JSON changed, so that EVE's frequent
+//! reports do not resend several KB each time. A burst of changes, and anything within
+//! [`MIN_STATE_GAP`] of the last update, is coalesced into one. `event: event` carries each
+//! `B/events` message as it happens. The stream ends when the gateway shuts down, so graceful
+//! shutdown is never held up by a browser.
 
 use super::OperatorState;
 use crate::telemetry::views;
 use axum::extract::State;
 use axum::response::sse::{Event, Sse};
 use futures::stream::Stream;
+use serde_json::{Map, Value};
 use std::convert::Infallible;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
@@ -16,14 +20,45 @@ use tokio_stream::wrappers::ReceiverStream;
 
 /// How often an idle stream sends `event: ping`.
 const PING_EVERY: Duration = Duration::from_secs(15);
-/// At most one full state per this much time: EVE's reports (and MQTT-driven changes) can come
-/// many times a second, and each state is several KB.
+/// At most one state or patch per this much time: EVE's reports (and MQTT-driven changes) can
+/// come many times a second.
 pub const MIN_STATE_GAP: Duration = Duration::from_millis(250);
 
-fn state_event(s: &OperatorState) -> Event {
-    Event::default()
-        .event("state")
-        .data(views::full(&s.store.snapshot()).to_string())
+/// What this stream's client holds: the parts of the state last sent to it.
+struct Sent(Map<String, Value>);
+
+impl Sent {
+    /// The full state, remembered as sent.
+    fn state(s: &OperatorState) -> (Sent, Event) {
+        let full = full_map(s);
+        let event = Event::default()
+            .event("state")
+            .data(Value::Object(full.clone()).to_string());
+        (Sent(full), event)
+    }
+
+    /// The parts that differ from what was sent (none: no event), remembered as sent.
+    fn patch(&mut self, s: &OperatorState) -> Option<Event> {
+        let mut changed = Map::new();
+        for (part, value) in full_map(s) {
+            if self.0.get(&part) != Some(&value) {
+                changed.insert(part.clone(), value.clone());
+                self.0.insert(part, value);
+            }
+        }
+        (!changed.is_empty()).then(|| {
+            Event::default()
+                .event("patch")
+                .data(Value::Object(changed).to_string())
+        })
+    }
+}
+
+fn full_map(s: &OperatorState) -> Map<String, Value> {
+    match views::full(&s.store.snapshot()) {
+        Value::Object(parts) => parts,
+        _ => Map::new(),
+    }
 }
 
 pub async fn get_events(
@@ -34,7 +69,8 @@ pub async fn get_events(
     let shutdown = s.shutdown.clone();
     let streams = s.streams.clone();
     streams.spawn(async move {
-        if tx.send(Ok(state_event(&s))).await.is_err() {
+        let (mut sent, first) = Sent::state(&s);
+        if tx.send(Ok(first)).await.is_err() {
             return;
         }
         // A visible heartbeat (comments never reach the page): lets the dashboard notice a
@@ -55,6 +91,8 @@ pub async fn get_events(
                 got = changes.recv() => got,
             };
             let mut send_state = false;
+            // Fell behind: what the client holds is unknown, so it gets the whole state.
+            let mut lagged = false;
             let mut next = Some(got);
             let mut waited = false;
             // Coalesce a burst: every event goes out, the full state only once.
@@ -92,7 +130,10 @@ pub async fn get_events(
                             }
                         }
                     }
-                    Err(RecvError::Lagged(_)) => send_state = true,
+                    Err(RecvError::Lagged(_)) => {
+                        send_state = true;
+                        lagged = true;
+                    }
                     Err(RecvError::Closed) => return,
                 }
                 next = match changes.try_recv() {
@@ -105,8 +146,17 @@ pub async fn get_events(
             }
             if send_state {
                 last_state = tokio::time::Instant::now();
-                if tx.send(Ok(state_event(&s))).await.is_err() {
-                    return;
+                let update = if lagged {
+                    let (now_sent, full) = Sent::state(&s);
+                    sent = now_sent;
+                    Some(full)
+                } else {
+                    sent.patch(&s)
+                };
+                if let Some(update) = update {
+                    if tx.send(Ok(update)).await.is_err() {
+                        return;
+                    }
                 }
             }
         }

@@ -4,7 +4,8 @@
 //! - `GET /` and `/assets/*`: the dashboard (served from the binary)
 //! - `GET /api/state` and `/api/{eve,device,apps,apps/{app},profile,profiles,schedules,radio,network,location,commands,commands/{id}}`
 //! - `POST /api/{profile,apps/{app},device,radio,network}`: the same bodies and errors as the MQTT command topics
-//! - `GET /api/events`: SSE (`event` for `B/events` messages, `state` for the full state on change)
+//! - `GET /api/events`: SSE (`event` for `B/events` messages, `state` for the full state at
+//!   connect, `patch` for the parts that changed)
 //! - `GET /api/openapi.json`, `GET /metrics`, `GET /healthz`, `GET /readyz`
 //!
 //! Mutations need `Authorization: Bearer <operator.token>` when a token is configured; reads too

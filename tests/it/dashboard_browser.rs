@@ -1,7 +1,12 @@
 //! The dashboard in a real headless Chromium, driven over WebDriver (chromedriver), against the
-//! gateway and the EVE simulator: load, restart an app through the confirmation modal and watch
-//! its lifecycle reach `completed` live, switch profile, see an API error, a phone-width screen,
-//! EVE going offline, the gateway going away, and the bearer-token prompt.
+//! gateway and the EVE simulator: load (the Events card starts with the command log), restart an
+//! app through the confirmation modal and watch its lifecycle reach `completed` live (labelled
+//! dots, a legend), confirmations naming their effect (purge, power off, USB boot order, network
+//! override, profile switch), switch profile (the halted app says why and offers no Restart; a
+//! restart sent anyway stalls with its reason), see an API error, the live stream sending
+//! patches of what changed, the phone layout measured (the profile switch and node state on the
+//! first screen, one short card per app, the page's height), EVE going offline, the gateway
+//! going away, and the bearer-token prompt.
 //!
 //! Needs Debian's `chromium` and `chromium-driver`, so the tests are ignored by default; CI runs
 //! `cargo test --locked --test dashboard_browser -- --ignored`. `CHROMEDRIVER` and `CHROME_BIN`
@@ -309,6 +314,18 @@ async fn dashboard_drives_the_node_live() {
             js(&c, "(window.__noReload = 1)").await;
 
             loaded(&c).await;
+            // A second stream, watched from the page: after its first full state, the live
+            // changes below reach the page as patches of the parts that changed.
+            js(
+                &c,
+                "(() => { window.__sse = { state: 0, patch: 0, stateBytes: 0, patchBytes: 0, parts: {} };
+                   const es = new EventSource('/api/events');
+                   for (const k of ['state', 'patch']) es.addEventListener(k, (e) => {
+                     __sse[k] += 1; __sse[k + 'Bytes'] += e.data.length;
+                     if (k === 'patch') for (const p of Object.keys(JSON.parse(e.data))) __sse.parts[p] = 1; });
+                   return 1; })()",
+            )
+            .await;
             let history = "[...document.querySelectorAll('#event-log li[data-history=true]')]\
                            .map(l => l.textContent).find(t => t.includes('collect info') && t.includes('(rest)'))";
             wait_js(&c, "the command log shown as history, with its source", history).await;
@@ -321,7 +338,7 @@ async fn dashboard_drives_the_node_live() {
             restart_through_the_modal(&c).await;
             destructive_actions_need_a_named_confirmation(&c).await;
             boot_order_and_network(&c).await;
-            switch_profile(&c).await;
+            switch_profile(&c, &url).await;
 
             // An action the gateway refuses: its error text is shown.
             click(&c, r#"#device-actions [data-action="cancel-device"]"#).await;
@@ -330,6 +347,16 @@ async fn dashboard_drives_the_node_live() {
             shot(&c, "dashboard-error").await;
 
             phone_width(&c).await;
+            let sse = js(&c, "window.__sse").await;
+            let n = |k: &str| sse[k].as_f64().unwrap();
+            assert_eq!(n("state"), 1.0, "one full state, at connect: {sse}");
+            assert!(n("patch") >= 10.0, "the changes came as patches: {sse}");
+            // What changed is sent, what did not is not: the store stayed writable throughout.
+            for part in ["apps", "profile", "network", "radio"] {
+                assert_eq!(sse["parts"][part], 1, "{part} was patched: {sse}");
+            }
+            assert!(sse["parts"].get("store").is_none(), "{sse}");
+            eprintln!("SSE seen by the page: {sse}");
 
             // EVE goes silent: the page says so (the test gateway calls it offline after 2 s).
             node.stop().await;
@@ -405,6 +432,20 @@ async fn restart_through_the_modal(c: &Client) {
         app_field("vision", "command")
     );
     assert_eq!(js(c, &dots).await, "accepted ✓ → delivered ✓ → completed ✓");
+    // Each dot says which step it is; the legend under the apps names them all.
+    let titles = format!(
+        "[...{}.querySelectorAll('.step')].map(d => d.title).join(' | ')",
+        app_field("vision", "command")
+    );
+    let titles = js(c, &titles).await;
+    assert_eq!(
+        titles,
+        "accepted: on the gateway's disk | delivered: EVE received it | completed: EVE reported it done"
+    );
+    let legend = text_of(c, "#apps-legend").await;
+    for step in ["accepted", "delivered", "completed", "stalled"] {
+        assert!(legend.contains(step), "the legend names {step}: {legend}");
+    }
     let logged = "['command_accepted', 'command_delivered', 'command_completed']\
                   .every(e => document.querySelector(`#event-log li[data-event=${e}]`))";
     wait_js(c, "the command's events in the log", logged).await;
@@ -459,14 +500,35 @@ async fn destructive_actions_need_a_named_confirmation(c: &Client) {
 
 /// USB boot order from the row's select; a network override EVE's parser refuses shows why.
 async fn boot_order_and_network(c: &Client) {
-    c.find(Locator::Css(
-        r#"tr[data-app="logger"] select[data-action="boot"]"#,
-    ))
-    .await
-    .unwrap()
-    .select_by_value("usb")
-    .await
-    .unwrap();
+    let boot_select = r#"tr[data-app="logger"] select[data-action="boot"]"#;
+    // Cancelled: nothing is sent.
+    c.find(Locator::Css(boot_select))
+        .await
+        .unwrap()
+        .select_by_value("nousb")
+        .await
+        .unwrap();
+    let text = modal(c).await;
+    assert!(
+        text.contains("USB boot order of logger to nousb?") && text.contains("never boots logger"),
+        "the modal names the effect: {text}"
+    );
+    click(c, "#confirm-cancel").await;
+    modal_closed(c).await;
+    c.find(Locator::Css(boot_select))
+        .await
+        .unwrap()
+        .select_by_value("usb")
+        .await
+        .unwrap();
+    let text = modal(c).await;
+    assert!(text.contains("from a USB device first"), "{text}");
+    click(c, "#confirm-ok").await;
+    modal_closed(c).await;
+    assert!(
+        !text_of(c, "#event-log").await.contains("nousb"),
+        "the cancelled boot order was not sent"
+    );
     let boot = format!(
         "{}.textContent.includes('usb from LPS')",
         app_field("logger", "boot")
@@ -483,6 +545,16 @@ async fn boot_order_and_network(c: &Client) {
         placeholder.as_str().unwrap().contains("<port>"),
         "{placeholder}"
     );
+    // The override form is folded away until asked for.
+    assert_eq!(
+        js(
+            c,
+            "document.querySelector('#network-ports').checkVisibility()"
+        )
+        .await,
+        false
+    );
+    click(c, "#network-override > summary").await;
     let ports = c.find(Locator::Css("#network-ports")).await.unwrap();
     ports.clear().await.unwrap();
     ports
@@ -527,7 +599,7 @@ async fn boot_order_and_network(c: &Client) {
 }
 
 /// Switch profile to night: vision halts, trainer runs.
-async fn switch_profile(c: &Client) {
+async fn switch_profile(c: &Client, url: &str) {
     c.find(Locator::Css("#profile-select"))
         .await
         .unwrap()
@@ -557,8 +629,10 @@ async fn switch_profile(c: &Client) {
     click(c, "#profile-apply").await;
     let text = modal(c).await;
     assert!(
-        text.contains("Switch to profile night?") && text.contains("halts every app"),
-        "the modal names the effect: {text}"
+        text.contains("Switch to profile night?")
+            && text.contains("halts every app")
+            && text.contains("will halt vision"),
+        "the modal names the effect and the apps it halts: {text}"
     );
     click(c, "#confirm-ok").await;
     modal_closed(c).await;
@@ -599,6 +673,35 @@ async fn switch_profile(c: &Client) {
         "{outcome}"
     );
     full_shot(c, "dashboard-night").await;
+    restart_of_a_halted_app_stalls(c, url).await;
+}
+
+/// A restart sent anyway (over REST) while the profile halts vision: EVE ignores it, the row
+/// shows it `stalled` with its last dot marked so and the reason; its Cancel ends it.
+async fn restart_of_a_halted_app_stalls(c: &Client, url: &str) {
+    let reply = reqwest::Client::new()
+        .post(format!("{url}api/apps/vision"))
+        .header("Content-Type", "application/json")
+        .body(r#"{"command":"restart"}"#)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let reply: Value = serde_json::from_str(&reply).unwrap();
+    assert_eq!(reply["status"], "ok", "{reply}");
+    wait_lifecycle(c, "vision", "stalled").await;
+    let dots = format!(
+        "{}.querySelector('.steps').getAttribute('aria-label')",
+        app_field("vision", "command")
+    );
+    assert_eq!(js(c, &dots).await, "accepted ✓ → delivered ✓ → stalled ✗");
+    let reason = text_of(c, r#"tr[data-app="vision"] [data-field="stalled-reason"]"#).await;
+    assert!(reason.contains("HALTED"), "the stalled reason: {reason}");
+    shot(c, "dashboard-stalled").await;
+    click(c, r#"tr[data-app="vision"] [data-action="cancel"]"#).await;
+    wait_lifecycle(c, "vision", "cancelled").await;
 }
 
 /// A 390 x 844 phone: the apps are still there (as cards) and nothing overflows sideways.
@@ -608,6 +711,11 @@ async fn phone_width(c: &Client) {
     wait_js(c, "a 390 x 844 viewport", size).await;
     let fits = "document.documentElement.scrollWidth <= window.innerWidth";
     wait_js(c, "no horizontal overflow", fits).await;
+    js(
+        c,
+        "document.querySelectorAll('.toast').forEach(t => t.remove())",
+    )
+    .await;
     for app in ["vision", "trainer", "logger"] {
         let row = c
             .find(Locator::Css(&format!(r#"tr[data-app="{app}"]"#)))
@@ -618,11 +726,52 @@ async fn phone_width(c: &Client) {
             "{app} shown at phone width"
         );
     }
-    js(
+    // Geometry, measured from the top of the page (the layout, not the timing, is checked).
+    let g = js(
         c,
-        "document.querySelectorAll('.toast').forEach(t => t.remove())",
+        "(() => { scrollTo(0, 0); const top = (s) => document.querySelector(s).getBoundingClientRect().top + scrollY;
+           const rows = [...document.querySelectorAll('#apps-table tbody tr')].map(r => r.getBoundingClientRect().height);
+           return { select: top('#profile-select'), apply: top('#profile-apply'), device: top('#device-card'),
+                    deviceState: top('#device-state'), apps: top('#apps-card'), rows,
+                    page: document.documentElement.scrollHeight }; })()",
     )
     .await;
+    let at = |k: &str| g[k].as_f64().unwrap();
+    // The profile switch (the most common action) and the node's state on the first screen.
+    assert!(
+        at("apply") < 844.0,
+        "the profile switch is on the first screen: {g}"
+    );
+    assert!(
+        at("deviceState") < 844.0,
+        "the node's state is on the first screen: {g}"
+    );
+    assert!(
+        at("select") < at("device") && at("device") < at("apps"),
+        "profile, then node, then apps: {g}"
+    );
+    // One short card per app (two lines, three with the halted hint); the table's cards were
+    // ~320 px each.
+    for h in g["rows"].as_array().unwrap() {
+        assert!(h.as_f64().unwrap() <= 120.0, "a compact app card: {g}");
+    }
+    // The whole page for this node (3 apps, a modem, 3 ports, a full Events card): under 2,700
+    // px, 3.2 screens; it was 3,700 px with the same data (3,400 px in the first trial). The
+    // margin over the ~2,600 px measured is for other fonts, not for more content.
+    assert!(
+        at("page") < 2700.0,
+        "the phone page is {} px tall: {g}",
+        at("page")
+    );
+    // The actions sit behind each app's Actions button.
+    let restart = r#"document.querySelector('tr[data-app="trainer"] [data-action="restart"]').checkVisibility()"#;
+    assert_eq!(js(c, restart).await, false);
+    click(c, r#"tr[data-app="trainer"] [data-action="menu"]"#).await;
+    assert_eq!(js(c, restart).await, true);
+    shot(c, "dashboard-phone-actions").await;
+    click(c, r#"tr[data-app="trainer"] [data-action="menu"]"#).await;
+    assert_eq!(js(c, restart).await, false);
+    eprintln!("phone geometry: {g}");
     shot(c, "dashboard-phone").await;
     full_shot(c, "dashboard-phone-full").await;
     c.set_window_size(1280, 900).await.unwrap();

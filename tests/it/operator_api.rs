@@ -221,6 +221,90 @@ async fn sse_streams_state_and_events_and_ends_on_shutdown() {
         .unwrap();
 }
 
+/// The complete `(event, data)` messages of an SSE text so far.
+fn sse_messages(text: &str) -> Vec<(String, String)> {
+    let complete = &text[..text.rfind("\n\n").map_or(0, |i| i + 2)];
+    complete
+        .split("\n\n")
+        .filter_map(|block| {
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim_start().to_string())
+            };
+            Some((field("event:")?, field("data:").unwrap_or_default()))
+        })
+        .collect()
+}
+
+/// The parts of the patches received so far, each patch's keys joined by commas.
+fn patches(text: &str) -> Vec<(String, Value)> {
+    sse_messages(text)
+        .into_iter()
+        .filter(|(event, _)| event == "patch")
+        .map(|(_, data)| {
+            let patch: Value = serde_json::from_str(&data).unwrap();
+            let keys: Vec<&str> = patch
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(|k| k.as_str())
+                .collect();
+            (keys.join(","), patch)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn sse_sends_only_the_parts_that_changed() {
+    let gw = TestGateway::start().await;
+    let b = base(&gw);
+    let resp = reqwest::get(format!("{b}/api/events")).await.unwrap();
+    let mut stream = resp.bytes_stream();
+    let mut text = String::new();
+    let first_state = |t: &str| {
+        sse_messages(t)
+            .into_iter()
+            .find(|(e, _)| e == "state")
+            .map(|(_, d)| d)
+    };
+    read_until(&mut stream, &mut text, |t| first_state(t).is_some()).await;
+    let full: Value = serde_json::from_str(&first_state(&text).unwrap()).unwrap();
+    for part in [
+        "eve", "device", "apps", "profile", "radio", "network", "store",
+    ] {
+        assert!(full.get(part).is_some(), "the first state is whole: {part}");
+    }
+
+    // A profile set changes the profile part alone.
+    post(&format!("{b}/api/profile"), "night", None).await;
+    read_until(&mut stream, &mut text, |t| !patches(t).is_empty()).await;
+    let (keys, patch) = patches(&text).remove(0);
+    assert_eq!(keys, "profile", "{patch}");
+    assert_eq!(patch["profile"]["desired"], "night");
+
+    // EVE's app report: the apps (and EVE's own state), not the profile again.
+    eve_post(&gw.lps, "appinfo", &apps()).await;
+    read_until(&mut stream, &mut text, |t| {
+        patches(t).iter().any(|(_, p)| p.get("apps").is_some())
+    })
+    .await;
+    let (keys, patch) = patches(&text)
+        .into_iter()
+        .find(|(_, p)| p.get("apps").is_some())
+        .unwrap();
+    assert_eq!(patch["apps"][0]["name"], "vision");
+    assert!(!keys.split(',').any(|k| k == "profile"), "{keys}");
+    // Only state changes send anything: no patch is empty, and none came as a whole state.
+    assert!(patches(&text).iter().all(|(keys, _)| !keys.is_empty()));
+    let states = sse_messages(&text)
+        .iter()
+        .filter(|(e, _)| e == "state")
+        .count();
+    assert_eq!(states, 1, "one full state, at connect");
+}
+
 #[tokio::test]
 async fn metrics_and_health() {
     let gw = TestGateway::start().await;

@@ -2,9 +2,10 @@
 // compiled into the gateway binary and must work on a plant network with no internet.
 //
 // Data flow: one GET /api/state at load (and the command log, GET /api/commands, as the first
-// entries of the Events card), then Server-Sent Events from /api/events carry the full state
-// (`state`) after changes (a burst coalesced into one) and each B/events message (`event`). Every mutation is a
-// POST whose JSON reply is shown to the operator, errors included.
+// entries of the Events card), then Server-Sent Events from /api/events: the full state
+// (`state`) at connect, then the parts that changed (`patch`, a burst coalesced into one), and
+// each B/events message (`event`). Every mutation is a POST whose JSON reply is shown to the
+// operator, errors included.
 'use strict';
 
 const TOKEN_KEY = 'lps-bridge.operator-token';
@@ -276,6 +277,11 @@ function connectEvents() {
     setGateway('live');
     render(JSON.parse(e.data));
   });
+  // Only the parts that changed; every stream starts with a full `state`, so `current` is set.
+  es.addEventListener('patch', (e) => {
+    heard(es);
+    if (current) render({ ...current, ...JSON.parse(e.data) });
+  });
   es.addEventListener('event', (e) => { heard(es); logEvent(JSON.parse(e.data)); });
   // The gateway sends a ping every 15 s while idle: silence for 40 s means a half-open stream.
   es.addEventListener('ping', () => heard(es));
@@ -381,11 +387,11 @@ function lifecycleKind(lc) {
   return { accepted: 'busy', delivered: 'busy', stalled: 'err', completed: 'ok', superseded: 'idle', cancelled: 'idle' }[lc] || 'idle';
 }
 
-const STEPS = ['accepted', 'delivered', 'completed'];
 const STEP_HELP = {
   accepted: 'accepted: on the gateway\'s disk',
   delivered: 'delivered: EVE received it',
   completed: 'completed: EVE reported it done',
+  stalled: 'stalled: EVE received it again and again without reporting it done',
 };
 
 // The command cell: action, lifecycle chip, and the accepted → delivered → completed steps.
@@ -395,17 +401,21 @@ function fillCommand(cell, cmd) {
     fill(cell, h('span', { class: 'muted' }, 'none'));
     return;
   }
-  const reached = { accepted: 1, delivered: 2, stalled: 2, completed: 3 }[cmd.lifecycle] || 0;
-  // Labelled dots: each says which step it is and whether it was reached.
-  const label = STEPS.map((s, i) => `${s} ${i < reached ? '✓' : '…'}`).join(' → ');
-  const steps = h('span', { class: 'steps', role: 'img', ariaLabel: label, title: label },
-    STEPS.map((s, i) => h('span', { class: i < reached ? 'step done' : 'step', title: STEP_HELP[s], dataStep: s })));
+  const reached = { accepted: 1, delivered: 2, stalled: 3, completed: 3 }[cmd.lifecycle] || 0;
+  // Labelled dots (title, aria-label, and the legend under the apps): a stalled command's last
+  // step is "stalled" instead of "completed".
+  const stalled = cmd.lifecycle === 'stalled';
+  const steps = ['accepted', 'delivered', stalled ? 'stalled' : 'completed'];
+  const label = steps.map((s, i) => `${s} ${i < reached ? (s === 'stalled' ? '✗' : '✓') : '…'}`).join(' → ');
+  const dots = h('span', { class: 'steps', role: 'img', ariaLabel: label, title: label },
+    steps.map((s, i) => h('span', { class: i < reached ? `step ${s === 'stalled' ? 'stalled' : 'done'}` : 'step', title: STEP_HELP[s], dataStep: s })));
   fill(cell,
     h('span', { class: 'cmd-name' }, commandSummary(cmd)), ' ',
     chip(cmd.lifecycle, lifecycleKind(cmd.lifecycle), { dataField: 'lifecycle' }), ' ',
-    reached ? steps : null,
+    reached ? dots : null,
     h('span', { class: 'muted small cmd-time', title: `source: ${cmd.source}` }, fmtClock(commandTime(cmd))),
-    cmd.stalled_reason ? h('div', { class: 'bad small', dataField: 'stalled-reason' }, cmd.stalled_reason) : null,
+    // Once cancelled or completed, the stall is history (the Events card keeps it).
+    cmd.lifecycle === 'stalled' && cmd.stalled_reason ? h('div', { class: 'bad small', dataField: 'stalled-reason' }, cmd.stalled_reason) : null,
   );
 }
 
@@ -433,10 +443,11 @@ function renderProfile(p) {
   fetched.dataset.set = String(set);
   // "Fetched" is all the gateway can see: EVE reports no profile, and drops answers with a wrong token.
   fetched.replaceChildren(!set ? h('span', { class: 'muted' }, 'not set')
-    : p.fetched ? chip('fetched (not confirmed applied)', 'ok') : chip('not yet', 'busy'));
+    : p.fetched ? chip('fetched (not confirmed applied)', 'ok') : chip('not fetched yet', 'busy'));
   setText('profile-set-at', p.set_at ? fmtTime(p.set_at) : null);
   // EVE never reports the profile it runs: the device card shows the override and its fetch.
-  fill($('#device-profile'), p.desired ? [p.desired, ' ', p.fetched ? chip('fetched', 'ok') : chip('not fetched yet', 'busy')]
+  const notApplied = { title: 'EVE fetched the profile; whether it applied it shows in the apps\' states' };
+  fill($('#device-profile'), p.desired ? [p.desired, ' ', p.fetched ? chip('fetched by EVE', 'ok', notApplied) : chip('not fetched yet', 'busy')]
     : h('span', { class: 'muted' }, 'none (global profile)'));
 }
 
@@ -460,19 +471,23 @@ function renderSwitch(sw) {
   return fill(cell, chip('settled', 'ok'), `${took}${parts.length ? ': ' + parts.join('; ') : ''} `, verdict);
 }
 
-// "will halt vision, start gpu-trainer", from [[profiles]] apps and the apps running now.
-function showProfilePreview() {
-  const option = $('#profile-select').selectedOptions[0];
-  const cell = $('#profile-preview');
-  const apps = option && option.dataset.apps ? JSON.parse(option.dataset.apps) : null;
-  if (!apps || !current) return (cell.textContent = '');
+// "Switching to night will halt vision, start trainer.", from [[profiles]] apps and the apps
+// running now; '' when the page cannot know (no apps list for that profile).
+function switchEffect(profile) {
+  const option = [...$('#profile-select').options].find((o) => o.value === profile && o.dataset.apps);
+  if (!option || !current) return '';
+  const apps = JSON.parse(option.dataset.apps);
   const running = (current.apps || []).filter((a) => a.state === 'RUNNING').map((a) => a.name);
   const halt = running.filter((n) => !apps.includes(n));
   const start = apps.filter((n) => !running.includes(n));
   const parts = [];
   if (halt.length) parts.push(`halt ${halt.join(', ')}`);
   if (start.length) parts.push(`start ${start.join(', ')}`);
-  cell.textContent = parts.length ? `Switching to ${option.value} will ${parts.join(', ')}.` : `Switching to ${option.value} changes no app.`;
+  return parts.length ? `Switching to ${profile} will ${parts.join(', ')}.` : `Switching to ${profile} changes no app.`;
+}
+
+function showProfilePreview() {
+  $('#profile-preview').textContent = switchEffect($('#profile-select').value);
 }
 
 async function loadSchedules() {
@@ -513,11 +528,14 @@ function buildAppRow(app) {
     h('option', { value: 'usb' }, 'usb (boot from USB first)'),
     h('option', { value: 'nousb' }, 'nousb (never from USB)'),
     h('option', { value: 'default' }, 'default (remove override)'));
+  // On a phone the actions sit behind the row's Actions button, so each app is one short card.
   const actions = h('td', { class: 'row-actions', dataLabel: 'Actions' },
-    h('button', { type: 'button', dataAction: 'restart', ariaLabel: `Restart ${name}` }, 'Restart'),
-    h('button', { type: 'button', class: 'danger', dataAction: 'purge', ariaLabel: `Purge ${name}` }, 'Purge'),
-    boot,
-    h('button', { type: 'button', class: 'ghost', dataAction: 'cancel', ariaLabel: `Cancel the pending command of ${name}` }, 'Cancel'));
+    h('button', { type: 'button', class: 'ghost menu-toggle', dataAction: 'menu', ariaExpanded: 'false', ariaLabel: `Actions for ${name}` }, 'Actions ▾'),
+    h('div', { class: 'app-actions' },
+      h('button', { type: 'button', dataAction: 'restart', ariaLabel: `Restart ${name}` }, 'Restart'),
+      h('button', { type: 'button', class: 'danger', dataAction: 'purge', ariaLabel: `Purge ${name}` }, 'Purge'),
+      boot,
+      h('button', { type: 'button', class: 'ghost', dataAction: 'cancel', ariaLabel: `Cancel the pending command of ${name}` }, 'Cancel')));
   return h('tr', { dataApp: name },
     h('th', { scope: 'row', dataField: 'name', dataLabel: 'App' }),
     cell('state', 'State'), cell('version', 'Version'), cell('error', 'Error'),
@@ -529,12 +547,13 @@ function updateAppRow(row, app) {
   row.dataset.app = name;
   row.dataset.appId = app.id || '';
   const f = (field) => row.querySelector(`[data-field="${field}"]`);
-  fill(f('name'),h('span', { class: 'app-name' }, name), h('span', { class: 'muted small mono app-id', title: app.id }, (app.id || '').slice(0, 8)));
+  fill(f('name'), h('span', { class: 'app-name' }, name), h('span', { class: 'muted small mono app-id', title: app.id }, (app.id || '').slice(0, 8)));
   f('state').replaceChildren(chip(app.state || 'unknown', stateKind(app.state)));
   f('state').dataset.state = app.state || '';
   f('version').textContent = app.version || '–';
   const err = app.err && app.err.description;
-  fill(f('error'),err ? h('span', { class: 'bad', title: pretty(app.err.severity, 'SEVERITY_') }, err) : h('span', { class: 'muted' }, '–'));
+  fill(f('error'), err ? h('span', { class: 'bad', title: pretty(app.err.severity, 'SEVERITY_') }, err) : h('span', { class: 'muted' }, '–'));
+  f('error').dataset.empty = String(!err);
   const order = BOOT[app.boot_order] || pretty(app.boot_order, 'BOOT_ORDER_');
   const src = app.boot_source && app.boot_source !== 'BOOT_ORDER_SOURCE_UNSPECIFIED'
     ? `from ${BOOT_SOURCE[app.boot_source] || pretty(app.boot_source, 'BOOT_ORDER_SOURCE_')}` : '';
@@ -576,6 +595,7 @@ function renderApps(apps) {
   for (const gone of rows.values()) gone.remove();
   $('#apps-empty').hidden = apps.length > 0;
   $('#apps-wrap').hidden = apps.length === 0;
+  $('#apps-legend').hidden = apps.length === 0;
   $('#apps-count').textContent = apps.length ? `(${apps.length})` : '';
 }
 
@@ -597,9 +617,14 @@ function renderRadio(radio) {
     if (r.config_error) reported.append(h('div', { class: 'bad small' }, r.config_error));
   }
   const box = $('#radio-modems');
+  // The blocks are rebuilt on every update: keep the details the operator opened open.
+  const opened = new Set([...box.querySelectorAll('details[open]')].map((d) => d.closest('.modem').dataset.modem));
   box.replaceChildren();
   const metrics = new Map(((r && r.cellular_metrics) || []).map((m) => [m.logicallabel, m]));
-  for (const modem of (r && r.cellular_status) || []) box.append(modemBlock(modem, metrics.get(modem.logicallabel)));
+  for (const modem of (r && r.cellular_status) || []) {
+    const block = box.appendChild(modemBlock(modem, metrics.get(modem.logicallabel)));
+    block.querySelector('details').open = opened.has(block.dataset.modem);
+  }
   if (!box.children.length) box.append(h('p', { class: 'muted' }, 'No cellular modems reported.'));
 }
 
@@ -627,8 +652,8 @@ function modemBlock(modem, metric) {
   add('Signal', parts.length ? parts.join(' · ') : 'no signal metrics');
   const stats = metric && metric.packet_stats;
   if (stats) add('Traffic', `rx ${bytes((stats.rx || {}).totalBytes || 0)} · tx ${bytes((stats.tx || {}).totalBytes || 0)}`);
-  lines.push(facts);
   for (const e of [modem.config_error, modem.probe_error]) if (e) lines.push(h('div', { class: 'bad small' }, e));
+  lines.push(h('details', { class: 'modem-details' }, h('summary', {}, 'Modem details (IMEI, SIM, provider, signal)'), facts));
   return h('div', { class: 'modem', dataModem: modem.logicallabel || '' }, lines);
 }
 
@@ -761,7 +786,11 @@ async function onAppAction(button, row) {
   const name = row.dataset.app;
   const path = `/api/apps/${encodeURIComponent(row.dataset.appId || name)}`;
   const action = button.dataset.action;
-  if (action === 'restart') {
+  if (action === 'menu') {
+    const open = row.dataset.open !== 'true';
+    row.dataset.open = String(open);
+    button.setAttribute('aria-expanded', String(open));
+  } else if (action === 'restart') {
     const ok = await confirmAction({ title: `Restart app ${name}?`, text: `EVE restarts the app instance ${name}. Its volumes are kept.`, ok: `Restart ${name}`, danger: false });
     if (ok) await act(`Restart ${name}`, path, { command: 'restart' }, button);
   } else if (action === 'purge') {
@@ -799,18 +828,33 @@ document.addEventListener('click', async (e) => {
   }
 });
 
+// What a boot order does to the app: it decides whether a USB device can boot it.
+const BOOT_EFFECT = {
+  usb: (n) => `EVE boots ${n} from a USB device first when the app next starts: whatever is on a USB stick plugged into the node runs instead of ${n}'s own disk.`,
+  nousb: (n) => `EVE never boots ${n} from USB: it starts from its own disk when the app next starts, even with a bootable USB device plugged in.`,
+  default: (n) => `EVE drops the gateway's override: the controller's (or a device property's) USB boot order for ${n} applies again when the app next starts.`,
+};
+
 document.addEventListener('change', async (e) => {
   const select = e.target.closest('select[data-action="boot"]');
   if (!select || !select.value) return;
   const row = select.closest('tr[data-app]');
+  const name = row.dataset.app;
   const choice = select.value;
   select.value = '';
-  await act(`USB boot order of ${row.dataset.app} → ${choice}`, `/api/apps/${encodeURIComponent(row.dataset.appId || row.dataset.app)}`, { boot: choice }, select);
+  const ok = await confirmAction({
+    title: `Set the USB boot order of ${name} to ${choice}?`,
+    text: BOOT_EFFECT[choice](name),
+    ok: `Boot order ${choice}`,
+    danger: choice === 'usb',
+  });
+  if (ok) await act(`USB boot order of ${name} → ${choice}`, `/api/apps/${encodeURIComponent(row.dataset.appId || name)}`, { boot: choice }, select);
 });
 
 $('#profile-form').addEventListener('submit', async (e) => {
   e.preventDefault();
-  const typed = $('#profile-custom').value.trim();
+  // A typed name counts only while its field is shown: a folded field cannot surprise anyone.
+  const typed = $('#profile-other').open ? $('#profile-custom').value.trim() : '';
   const profile = typed || $('#profile-select').value;
   if (!profile) {
     toast('error', 'Choose a profile or type its name (use "Clear override" to remove the local profile).');
@@ -818,7 +862,7 @@ $('#profile-form').addEventListener('submit', async (e) => {
   }
   const ok = await confirmAction({
     title: `Switch to profile ${profile}?`,
-    text: `EVE halts every app whose profile list does not include ${profile} and starts those that do (apps with no profile list keep running).`,
+    text: `EVE halts every app whose profile list does not include ${profile} and starts those that do (apps with no profile list keep running). ${switchEffect(profile) || `Which of the apps that halts is not known here: [[profiles]] lists no apps for ${profile}.`}`,
     ok: `Switch to ${profile}`,
   });
   if (!ok) return;
@@ -880,7 +924,8 @@ $('#network-form').addEventListener('submit', async (e) => {
     text: `EVE replaces the controller's config of ${labels} with this one. A wrong address or gateway can cut the node off the network (and off this gateway) until it is reverted.`,
     ok: 'Submit override',
   });
-  if (ok) await act('Network override', '/api/network', body, $('#network-apply'));
+  // Accepted: fold the form again (its text stays, to adjust and resubmit).
+  if (ok && (await act('Network override', '/api/network', body, $('#network-apply')))) $('#network-override').open = false;
 });
 
 $('#network-revert').addEventListener('click', async (e) => {
