@@ -6,7 +6,7 @@ use crate::eve::info::ZInfoLocation;
 use crate::eve::profile::{
     AppBootInfoList, LocalAppInfoList, LocalDevInfo, LocalProfile, NetworkInfo, RadioStatus,
 };
-use crate::state::{EveRequest, Input, Reply};
+use crate::state::{poll, Input};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -72,23 +72,15 @@ fn decode<M: Message + Default>(
     })
 }
 
-async fn submit(state: &LpsState, request: EveRequest) -> Result<Reply, Box<Response>> {
-    state
-        .store
-        .submit(Input::Eve(request))
-        .await
-        .map_err(|err| {
-            tracing::error!(%err, "store refused an EVE request");
-            Box::new(respond::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("store unavailable: {err}"),
-            ))
-        })
-}
-
-fn unexpected(reply: Reply) -> Response {
-    tracing::error!(?reply, "unexpected reply from the state machine");
-    respond::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+/// The store's answer to one of EVE's requests, typed by the request.
+async fn submit<I: Input>(state: &LpsState, request: I) -> Result<I::Reply, Box<Response>> {
+    state.store.submit(request).await.map_err(|err| {
+        tracing::error!(%err, "store refused an EVE request");
+        Box::new(respond::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("store unavailable: {err}"),
+        ))
+    })
 }
 
 macro_rules! try_response {
@@ -107,13 +99,11 @@ pub async fn get_local_profile(State(state): State<LpsState>) -> Response {
             "endpoint local_profile is disabled in config",
         );
     }
-    match try_response!(submit(&state, EveRequest::LocalProfile).await) {
-        Reply::Profile(profile) => respond::ok(&LocalProfile {
-            local_profile: profile,
-            server_token: state.token.to_string(),
-        }),
-        other => unexpected(other),
-    }
+    let profile = try_response!(submit(&state, poll::LocalProfile).await);
+    respond::ok(&LocalProfile {
+        local_profile: profile,
+        server_token: state.token.to_string(),
+    })
 }
 
 pub async fn post_radio(
@@ -123,9 +113,8 @@ pub async fn post_radio(
 ) -> Response {
     let msg: RadioStatus = try_response!(decode(&state, "radio", &headers, body));
     match try_response!(submit(&state, convert::radio_request(&msg)).await) {
-        Reply::Radio(Some(silence)) => respond::ok(&convert::radio_config(&state.token, silence)),
-        Reply::Radio(None) => respond::no_content(),
-        other => unexpected(other),
+        Some(silence) => respond::ok(&convert::radio_config(&state.token, silence)),
+        None => respond::no_content(),
     }
 }
 
@@ -135,10 +124,11 @@ pub async fn post_appinfo(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let msg: LocalAppInfoList = try_response!(decode(&state, "appinfo", &headers, body));
-    match try_response!(submit(&state, convert::app_info_request(&msg)).await) {
-        Reply::AppCommands(list) if list.is_empty() => respond::no_content(),
-        Reply::AppCommands(list) => respond::ok(&convert::app_commands(&state.token, &list)),
-        other => unexpected(other),
+    let list = try_response!(submit(&state, convert::app_info_request(&msg)).await);
+    if list.is_empty() {
+        respond::no_content()
+    } else {
+        respond::ok(&convert::app_commands(&state.token, &list))
     }
 }
 
@@ -149,9 +139,8 @@ pub async fn post_appbootinfo(
 ) -> Response {
     let msg: AppBootInfoList = try_response!(decode(&state, "appbootinfo", &headers, body));
     match try_response!(submit(&state, convert::app_boot_request(&msg)).await) {
-        Reply::Boot(Some(entries)) => respond::ok(&convert::boot_configs(&state.token, &entries)),
-        Reply::Boot(None) => respond::no_content(),
-        other => unexpected(other),
+        Some(entries) => respond::ok(&convert::boot_configs(&state.token, &entries)),
+        None => respond::no_content(),
     }
 }
 
@@ -162,11 +151,10 @@ pub async fn post_devinfo(
 ) -> Response {
     let msg: LocalDevInfo = try_response!(decode(&state, "devinfo", &headers, body));
     match try_response!(submit(&state, convert::dev_info_request(&msg)).await) {
-        Reply::DevCommand(Some((timestamp, action))) => {
+        Some((timestamp, action)) => {
             respond::ok(&convert::dev_command(&state.token, timestamp, action))
         }
-        Reply::DevCommand(None) => respond::no_content(),
-        other => unexpected(other),
+        None => respond::no_content(),
     }
 }
 
@@ -176,18 +164,8 @@ pub async fn post_location(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let msg: ZInfoLocation = try_response!(decode(&state, "location", &headers, body));
-    match try_response!(
-        submit(
-            &state,
-            EveRequest::Location {
-                report: convert::to_json(&msg)
-            }
-        )
-        .await
-    ) {
-        Reply::Done => respond::ok_empty(),
-        other => unexpected(other),
-    }
+    try_response!(submit(&state, convert::location_request(&msg)).await);
+    respond::ok_empty()
 }
 
 pub async fn post_network(
@@ -197,9 +175,8 @@ pub async fn post_network(
 ) -> Response {
     let msg: NetworkInfo = try_response!(decode(&state, "network", &headers, body));
     match try_response!(submit(&state, convert::network_request(&msg)).await) {
-        Reply::Network(Some(ports)) => respond::ok(&convert::network_config(&state.token, &ports)),
-        Reply::Network(None) => respond::no_content(),
-        other => unexpected(other),
+        Some(ports) => respond::ok(&convert::network_config(&state.token, &ports)),
+        None => respond::no_content(),
     }
 }
 
@@ -210,6 +187,6 @@ pub async fn get_signal(State(state): State<LpsState>) -> Response {
             "endpoint signal is disabled in config",
         );
     }
-    try_response!(submit(&state, EveRequest::Signal).await);
+    try_response!(submit(&state, poll::Signal).await);
     signal::stream(state)
 }
