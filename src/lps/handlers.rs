@@ -6,6 +6,7 @@ use crate::eve::info::ZInfoLocation;
 use crate::eve::profile::{
     AppBootInfoList, LocalAppInfoList, LocalDevInfo, LocalProfile, NetworkInfo, RadioStatus,
 };
+use crate::eve::Endpoint;
 use crate::state::{poll, Input};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -18,16 +19,12 @@ use std::sync::atomic::Ordering;
 /// Checks the endpoint is enabled and the body decodes; the error is the finished response.
 fn decode<M: Message + Default>(
     state: &LpsState,
-    endpoint: &str,
+    endpoint: Endpoint,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<M, Box<Response>> {
-    if state.disabled.contains(endpoint) {
-        return Err(Box::new(respond::error(
-            StatusCode::NOT_FOUND,
-            format!("endpoint {endpoint} is disabled in config"),
-        )));
-    }
+    enabled(state, endpoint)?;
+    let endpoint = endpoint.name();
     let body = body.map_err(|rejection| {
         let status = rejection.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -72,6 +69,17 @@ fn decode<M: Message + Default>(
     })
 }
 
+/// 404 for an endpoint `lps.disabled_endpoints` lists.
+fn enabled(state: &LpsState, endpoint: Endpoint) -> Result<(), Box<Response>> {
+    if state.disabled.contains(&endpoint) {
+        return Err(Box::new(respond::error(
+            StatusCode::NOT_FOUND,
+            format!("endpoint {endpoint} is disabled in config"),
+        )));
+    }
+    Ok(())
+}
+
 /// The store's answer to one of EVE's requests, typed by the request.
 async fn submit<I: Input>(state: &LpsState, request: I) -> Result<I::Reply, Box<Response>> {
     state.store.submit(request).await.map_err(|err| {
@@ -93,12 +101,7 @@ macro_rules! try_response {
 }
 
 pub async fn get_local_profile(State(state): State<LpsState>) -> Response {
-    if state.disabled.contains("local_profile") {
-        return respond::error(
-            StatusCode::NOT_FOUND,
-            "endpoint local_profile is disabled in config",
-        );
-    }
+    try_response!(enabled(&state, Endpoint::LocalProfile));
     let profile = try_response!(submit(&state, poll::LocalProfile).await);
     respond::ok(&LocalProfile {
         local_profile: profile,
@@ -111,7 +114,7 @@ pub async fn post_radio(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let msg: RadioStatus = try_response!(decode(&state, "radio", &headers, body));
+    let msg: RadioStatus = try_response!(decode(&state, Endpoint::Radio, &headers, body));
     match try_response!(submit(&state, convert::radio_request(&msg)).await) {
         Some(silence) => respond::ok(&convert::radio_config(&state.token, silence)),
         None => respond::no_content(),
@@ -123,7 +126,7 @@ pub async fn post_appinfo(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let msg: LocalAppInfoList = try_response!(decode(&state, "appinfo", &headers, body));
+    let msg: LocalAppInfoList = try_response!(decode(&state, Endpoint::AppInfo, &headers, body));
     let list = try_response!(submit(&state, convert::app_info_request(&msg)).await);
     if list.is_empty() {
         respond::no_content()
@@ -137,7 +140,7 @@ pub async fn post_appbootinfo(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let msg: AppBootInfoList = try_response!(decode(&state, "appbootinfo", &headers, body));
+    let msg: AppBootInfoList = try_response!(decode(&state, Endpoint::AppBootInfo, &headers, body));
     match try_response!(submit(&state, convert::app_boot_request(&msg)).await) {
         Some(entries) => respond::ok(&convert::boot_configs(&state.token, &entries)),
         None => respond::no_content(),
@@ -149,7 +152,7 @@ pub async fn post_devinfo(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let msg: LocalDevInfo = try_response!(decode(&state, "devinfo", &headers, body));
+    let msg: LocalDevInfo = try_response!(decode(&state, Endpoint::DevInfo, &headers, body));
     match try_response!(submit(&state, convert::dev_info_request(&msg)).await) {
         Some((timestamp, action)) => {
             respond::ok(&convert::dev_command(&state.token, timestamp, action))
@@ -163,7 +166,7 @@ pub async fn post_location(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let msg: ZInfoLocation = try_response!(decode(&state, "location", &headers, body));
+    let msg: ZInfoLocation = try_response!(decode(&state, Endpoint::Location, &headers, body));
     try_response!(submit(&state, convert::location_request(&msg)).await);
     respond::ok_empty()
 }
@@ -173,7 +176,7 @@ pub async fn post_network(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let msg: NetworkInfo = try_response!(decode(&state, "network", &headers, body));
+    let msg: NetworkInfo = try_response!(decode(&state, Endpoint::Network, &headers, body));
     match try_response!(submit(&state, convert::network_request(&msg)).await) {
         Some(ports) => respond::ok(&convert::network_config(&state.token, &ports)),
         None => respond::no_content(),
@@ -181,12 +184,7 @@ pub async fn post_network(
 }
 
 pub async fn get_signal(State(state): State<LpsState>) -> Response {
-    if state.disabled.contains("signal") {
-        return respond::error(
-            StatusCode::NOT_FOUND,
-            "endpoint signal is disabled in config",
-        );
-    }
+    try_response!(enabled(&state, Endpoint::Signal));
     try_response!(submit(&state, poll::Signal).await);
     signal::stream(state)
 }
