@@ -12,7 +12,7 @@ use lps_bridge::eve::profile::{
 };
 use lps_bridge::lps::convert;
 use lps_bridge::mqtt::topics::{filter_matches, valid_filter};
-use lps_bridge::state::{apply, EveRequest, Input, Limits, Now, State};
+use lps_bridge::state::{apply, Input, Limits, Now, State};
 use prost::Message;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -25,24 +25,23 @@ pub fn eve_body(data: &[u8]) {
     let Some((&endpoint, body)) = data.split_first() else {
         return;
     };
-    let request = match endpoint % 6 {
-        0 => RadioStatus::decode(body).map(|m| convert::radio_request(&m)),
-        1 => LocalAppInfoList::decode(body).map(|m| convert::app_info_request(&m)),
-        2 => AppBootInfoList::decode(body).map(|m| convert::app_boot_request(&m)),
-        3 => LocalDevInfo::decode(body).map(|m| convert::dev_info_request(&m)),
-        4 => ZInfoLocation::decode(body).map(|m| EveRequest::Location {
-            report: convert::to_json(&m),
-        }),
-        _ => NetworkInfo::decode(body).map(|m| convert::network_request(&m)),
+    let _ = match endpoint % 6 {
+        0 => RadioStatus::decode(body).map(|m| fresh_apply(convert::radio_request(&m))),
+        1 => LocalAppInfoList::decode(body).map(|m| fresh_apply(convert::app_info_request(&m))),
+        2 => AppBootInfoList::decode(body).map(|m| fresh_apply(convert::app_boot_request(&m))),
+        3 => LocalDevInfo::decode(body).map(|m| fresh_apply(convert::dev_info_request(&m))),
+        4 => ZInfoLocation::decode(body).map(|m| fresh_apply(convert::location_request(&m))),
+        _ => NetworkInfo::decode(body).map(|m| fresh_apply(convert::network_request(&m))),
     };
-    if let Ok(request) = request {
-        let mut state = State::new(Limits::default());
-        let now = Now {
-            unix_ns: 1_700_000_000_000_000_000,
-            mono_ms: 1_000,
-        };
-        let _ = apply(&mut state, Input::Eve(request), now);
-    }
+}
+
+fn fresh_apply<I: Input>(request: I) {
+    let mut state = State::new(Limits::default());
+    let now = Now {
+        unix_ns: 1_700_000_000_000_000_000,
+        mono_ms: 1_000,
+    };
+    let _ = apply(&mut state, request, now);
 }
 
 /// The MQTT / REST command payload parser; the first byte picks the command topic.

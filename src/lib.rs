@@ -33,7 +33,8 @@
 //!
 //! # EVE report → MQTT
 //! EVE posts a report (`/api/v1/appinfo`, `/devinfo`, …); `lps::handlers` decodes it,
-//! `lps::convert` turns it into an `EveRequest`, the store `apply`s it and commits. The actor
+//! `lps::convert` turns it into that endpoint's `state::poll` request (each kind of input has a
+//! reply type of its own), the store `apply`s it and commits. The actor
 //! publishes the new snapshot and a `Change` (events, state topics); `telemetry::publish` renders
 //! the changed views to retained `B/...` topics and events to `B/events` through
 //! `mqtt::Publisher`; the operator's SSE stream reads the same `Change`.

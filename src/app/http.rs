@@ -60,7 +60,14 @@ pub(super) fn serve_lps(core: &Core, listener: TcpListener) {
     let state = LpsState {
         store: core.store.clone(),
         token: Arc::from(config.lps.server_token.as_str()),
-        disabled: Arc::new(config.lps.disabled_endpoints.iter().cloned().collect()),
+        disabled: Arc::new(
+            config
+                .lps
+                .disabled_endpoints
+                .iter()
+                .filter_map(|e| crate::eve::Endpoint::from_name(e))
+                .collect(),
+        ),
         shutdown: core.tasks.input.stop.clone(),
         streams: core.tasks.input.tracker.clone(),
         signal_burst: config.lps.signal_burst,

@@ -17,13 +17,13 @@ pub enum Source {
 }
 
 impl Source {
-    /// Every kind by its wire name (a rule's carries the rule's name after `rule:`).
-    pub const KINDS: &'static [&'static str] = &[
-        "mqtt",
-        "rest",
-        "rule:<name>",
-        "schedule:<name>",
-        "sparkplug",
+    /// One of each kind (a rule's and a schedule's with an empty name), for the docs' tests.
+    pub const ALL: &'static [Source] = &[
+        Source::Mqtt,
+        Source::Rest,
+        Source::Rule(String::new()),
+        Source::Schedule(String::new()),
+        Source::Sparkplug,
     ];
 }
 

@@ -194,18 +194,6 @@ struct RuleFile {
     rules: Vec<RuleConfig>,
 }
 
-/// The LPS endpoints, as named in `lps.disabled_endpoints`.
-pub const LPS_ENDPOINTS: [&str; 8] = [
-    "local_profile",
-    "radio",
-    "appinfo",
-    "appbootinfo",
-    "devinfo",
-    "location",
-    "network",
-    "signal",
-];
-
 /// A validated config with parsed addresses.
 #[derive(Debug, Clone)]
 pub struct Settings {

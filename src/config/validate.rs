@@ -2,7 +2,8 @@
 //! the key and says what would be right. What only a subsystem can judge (TLS files, MQTT users,
 //! the plant broker's options, rules) is each subsystem's `prepare`; `app::prepare` runs all.
 
-use super::{Config, Settings, LPS_ENDPOINTS};
+use super::{Config, Settings};
+use eve_proto::Endpoint;
 use std::net::SocketAddr;
 
 #[derive(Debug, thiserror::Error)]
@@ -68,13 +69,11 @@ pub(super) fn validate(config: Config) -> Result<Settings, ConfigError> {
     }
 
     for name in &config.lps.disabled_endpoints {
-        if !LPS_ENDPOINTS.contains(&name.as_str()) {
+        if Endpoint::from_name(name).is_none() {
+            let known: Vec<&str> = Endpoint::ALL.iter().map(|e| e.name()).collect();
             return Err(invalid(
                 "lps.disabled_endpoints",
-                format!(
-                    "unknown endpoint '{name}'; known: {}",
-                    LPS_ENDPOINTS.join(", ")
-                ),
+                format!("unknown endpoint '{name}'; known: {}", known.join(", ")),
             ));
         }
     }

@@ -1,14 +1,15 @@
 //! EVE's protobuf messages ⇄ the core's domain inputs and replies. The only place both meet.
 
 use crate::eve::common::BootOrder;
+use crate::eve::info::ZInfoLocation;
 use crate::eve::profile::{
     app_command, local_dev_cmd, AppBootConfig, AppBootConfigList, AppBootInfoList, AppCommand,
     BootOrderSource, LocalAppCmdList, LocalAppInfoList, LocalDevCmd, LocalDevInfo,
     LocalNetworkConfig, NetworkInfo, NetworkPortConfig, RadioConfig, RadioStatus,
 };
 use crate::state::{
-    AppAction, AppBootReport, AppCommandOut, AppReport, BootChoice, BootEntry, DeviceAction,
-    EveRequest, NetworkPort,
+    poll, AppAction, AppBootReport, AppCommandOut, AppReport, BootChoice, BootEntry, DeviceAction,
+    NetworkPort,
 };
 use serde_json::Value;
 
@@ -17,15 +18,15 @@ pub fn to_json<T: serde::Serialize>(msg: &T) -> Value {
     serde_json::to_value(msg).unwrap_or(Value::Null)
 }
 
-pub fn radio_request(msg: &RadioStatus) -> EveRequest {
-    EveRequest::Radio {
+pub fn radio_request(msg: &RadioStatus) -> poll::Radio {
+    poll::Radio {
         radio_silence: msg.radio_silence,
         config_error: msg.config_error.clone(),
         report: to_json(msg),
     }
 }
 
-pub fn app_info_request(msg: &LocalAppInfoList) -> EveRequest {
+pub fn app_info_request(msg: &LocalAppInfoList) -> poll::AppInfo {
     let apps = msg
         .apps_info
         .iter()
@@ -36,7 +37,7 @@ pub fn app_info_request(msg: &LocalAppInfoList) -> EveRequest {
             info: to_json(a),
         })
         .collect();
-    EveRequest::AppInfo { apps }
+    poll::AppInfo { apps }
 }
 
 fn boot_order_name(value: i32) -> String {
@@ -51,7 +52,7 @@ fn boot_source_name(value: i32) -> String {
         .unwrap_or_else(|_| value.to_string())
 }
 
-pub fn app_boot_request(msg: &AppBootInfoList) -> EveRequest {
+pub fn app_boot_request(msg: &AppBootInfoList) -> poll::AppBootInfo {
     let apps = msg
         .apps_boot_info
         .iter()
@@ -62,17 +63,17 @@ pub fn app_boot_request(msg: &AppBootInfoList) -> EveRequest {
             source: boot_source_name(a.source),
         })
         .collect();
-    EveRequest::AppBootInfo { apps }
+    poll::AppBootInfo { apps }
 }
 
-pub fn dev_info_request(msg: &LocalDevInfo) -> EveRequest {
-    EveRequest::DevInfo {
+pub fn dev_info_request(msg: &LocalDevInfo) -> poll::DevInfo {
+    poll::DevInfo {
         last_cmd_timestamp: msg.last_cmd_timestamp,
         report: to_json(msg),
     }
 }
 
-pub fn network_request(msg: &NetworkInfo) -> EveRequest {
+pub fn network_request(msg: &NetworkInfo) -> poll::Network {
     let (local_ports, local_error) = match &msg.local_config {
         Some(local) => (
             local
@@ -90,10 +91,16 @@ pub fn network_request(msg: &NetworkInfo) -> EveRequest {
         .filter(|p| !p.error_message.is_empty())
         .map(|p| (p.logical_label.clone(), p.error_message.clone()))
         .collect();
-    EveRequest::Network {
+    poll::Network {
         local_ports,
         local_error,
         port_errors,
+        report: to_json(msg),
+    }
+}
+
+pub fn location_request(msg: &ZInfoLocation) -> poll::Location {
+    poll::Location {
         report: to_json(msg),
     }
 }

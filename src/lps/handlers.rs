@@ -6,7 +6,8 @@ use crate::eve::info::ZInfoLocation;
 use crate::eve::profile::{
     AppBootInfoList, LocalAppInfoList, LocalDevInfo, LocalProfile, NetworkInfo, RadioStatus,
 };
-use crate::state::{EveRequest, Input, Reply};
+use crate::eve::Endpoint;
+use crate::state::{poll, Input};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -18,16 +19,12 @@ use std::sync::atomic::Ordering;
 /// Checks the endpoint is enabled and the body decodes; the error is the finished response.
 fn decode<M: Message + Default>(
     state: &LpsState,
-    endpoint: &str,
+    endpoint: Endpoint,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<M, Box<Response>> {
-    if state.disabled.contains(endpoint) {
-        return Err(Box::new(respond::error(
-            StatusCode::NOT_FOUND,
-            format!("endpoint {endpoint} is disabled in config"),
-        )));
-    }
+    enabled(state, endpoint)?;
+    let endpoint = endpoint.name();
     let body = body.map_err(|rejection| {
         let status = rejection.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -72,23 +69,26 @@ fn decode<M: Message + Default>(
     })
 }
 
-async fn submit(state: &LpsState, request: EveRequest) -> Result<Reply, Box<Response>> {
-    state
-        .store
-        .submit(Input::Eve(request))
-        .await
-        .map_err(|err| {
-            tracing::error!(%err, "store refused an EVE request");
-            Box::new(respond::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("store unavailable: {err}"),
-            ))
-        })
+/// 404 for an endpoint `lps.disabled_endpoints` lists.
+fn enabled(state: &LpsState, endpoint: Endpoint) -> Result<(), Box<Response>> {
+    if state.disabled.contains(&endpoint) {
+        return Err(Box::new(respond::error(
+            StatusCode::NOT_FOUND,
+            format!("endpoint {endpoint} is disabled in config"),
+        )));
+    }
+    Ok(())
 }
 
-fn unexpected(reply: Reply) -> Response {
-    tracing::error!(?reply, "unexpected reply from the state machine");
-    respond::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+/// The store's answer to one of EVE's requests, typed by the request.
+async fn submit<I: Input>(state: &LpsState, request: I) -> Result<I::Reply, Box<Response>> {
+    state.store.submit(request).await.map_err(|err| {
+        tracing::error!(%err, "store refused an EVE request");
+        Box::new(respond::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("store unavailable: {err}"),
+        ))
+    })
 }
 
 macro_rules! try_response {
@@ -101,19 +101,12 @@ macro_rules! try_response {
 }
 
 pub async fn get_local_profile(State(state): State<LpsState>) -> Response {
-    if state.disabled.contains("local_profile") {
-        return respond::error(
-            StatusCode::NOT_FOUND,
-            "endpoint local_profile is disabled in config",
-        );
-    }
-    match try_response!(submit(&state, EveRequest::LocalProfile).await) {
-        Reply::Profile(profile) => respond::ok(&LocalProfile {
-            local_profile: profile,
-            server_token: state.token.to_string(),
-        }),
-        other => unexpected(other),
-    }
+    try_response!(enabled(&state, Endpoint::LocalProfile));
+    let profile = try_response!(submit(&state, poll::LocalProfile).await);
+    respond::ok(&LocalProfile {
+        local_profile: profile,
+        server_token: state.token.to_string(),
+    })
 }
 
 pub async fn post_radio(
@@ -121,11 +114,10 @@ pub async fn post_radio(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let msg: RadioStatus = try_response!(decode(&state, "radio", &headers, body));
+    let msg: RadioStatus = try_response!(decode(&state, Endpoint::Radio, &headers, body));
     match try_response!(submit(&state, convert::radio_request(&msg)).await) {
-        Reply::Radio(Some(silence)) => respond::ok(&convert::radio_config(&state.token, silence)),
-        Reply::Radio(None) => respond::no_content(),
-        other => unexpected(other),
+        Some(silence) => respond::ok(&convert::radio_config(&state.token, silence)),
+        None => respond::no_content(),
     }
 }
 
@@ -134,11 +126,12 @@ pub async fn post_appinfo(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let msg: LocalAppInfoList = try_response!(decode(&state, "appinfo", &headers, body));
-    match try_response!(submit(&state, convert::app_info_request(&msg)).await) {
-        Reply::AppCommands(list) if list.is_empty() => respond::no_content(),
-        Reply::AppCommands(list) => respond::ok(&convert::app_commands(&state.token, &list)),
-        other => unexpected(other),
+    let msg: LocalAppInfoList = try_response!(decode(&state, Endpoint::AppInfo, &headers, body));
+    let list = try_response!(submit(&state, convert::app_info_request(&msg)).await);
+    if list.is_empty() {
+        respond::no_content()
+    } else {
+        respond::ok(&convert::app_commands(&state.token, &list))
     }
 }
 
@@ -147,11 +140,10 @@ pub async fn post_appbootinfo(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let msg: AppBootInfoList = try_response!(decode(&state, "appbootinfo", &headers, body));
+    let msg: AppBootInfoList = try_response!(decode(&state, Endpoint::AppBootInfo, &headers, body));
     match try_response!(submit(&state, convert::app_boot_request(&msg)).await) {
-        Reply::Boot(Some(entries)) => respond::ok(&convert::boot_configs(&state.token, &entries)),
-        Reply::Boot(None) => respond::no_content(),
-        other => unexpected(other),
+        Some(entries) => respond::ok(&convert::boot_configs(&state.token, &entries)),
+        None => respond::no_content(),
     }
 }
 
@@ -160,13 +152,12 @@ pub async fn post_devinfo(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let msg: LocalDevInfo = try_response!(decode(&state, "devinfo", &headers, body));
+    let msg: LocalDevInfo = try_response!(decode(&state, Endpoint::DevInfo, &headers, body));
     match try_response!(submit(&state, convert::dev_info_request(&msg)).await) {
-        Reply::DevCommand(Some((timestamp, action))) => {
+        Some((timestamp, action)) => {
             respond::ok(&convert::dev_command(&state.token, timestamp, action))
         }
-        Reply::DevCommand(None) => respond::no_content(),
-        other => unexpected(other),
+        None => respond::no_content(),
     }
 }
 
@@ -175,19 +166,9 @@ pub async fn post_location(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let msg: ZInfoLocation = try_response!(decode(&state, "location", &headers, body));
-    match try_response!(
-        submit(
-            &state,
-            EveRequest::Location {
-                report: convert::to_json(&msg)
-            }
-        )
-        .await
-    ) {
-        Reply::Done => respond::ok_empty(),
-        other => unexpected(other),
-    }
+    let msg: ZInfoLocation = try_response!(decode(&state, Endpoint::Location, &headers, body));
+    try_response!(submit(&state, convert::location_request(&msg)).await);
+    respond::ok_empty()
 }
 
 pub async fn post_network(
@@ -195,21 +176,15 @@ pub async fn post_network(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let msg: NetworkInfo = try_response!(decode(&state, "network", &headers, body));
+    let msg: NetworkInfo = try_response!(decode(&state, Endpoint::Network, &headers, body));
     match try_response!(submit(&state, convert::network_request(&msg)).await) {
-        Reply::Network(Some(ports)) => respond::ok(&convert::network_config(&state.token, &ports)),
-        Reply::Network(None) => respond::no_content(),
-        other => unexpected(other),
+        Some(ports) => respond::ok(&convert::network_config(&state.token, &ports)),
+        None => respond::no_content(),
     }
 }
 
 pub async fn get_signal(State(state): State<LpsState>) -> Response {
-    if state.disabled.contains("signal") {
-        return respond::error(
-            StatusCode::NOT_FOUND,
-            "endpoint signal is disabled in config",
-        );
-    }
-    try_response!(submit(&state, EveRequest::Signal).await);
+    try_response!(enabled(&state, Endpoint::Signal));
+    try_response!(submit(&state, poll::Signal).await);
     signal::stream(state)
 }

@@ -21,6 +21,7 @@ mod pacer;
 pub mod respond;
 pub mod signal;
 
+use crate::eve::Endpoint;
 use crate::store::StoreHandle;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -36,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 pub struct LpsState {
     pub store: StoreHandle,
     pub token: Arc<str>,
-    pub disabled: Arc<BTreeSet<String>>,
+    pub disabled: Arc<BTreeSet<Endpoint>>,
     pub shutdown: CancellationToken,
     /// Where each signal stream's task runs (the stop order waits for them).
     pub streams: tokio_util::task::TaskTracker,
@@ -56,11 +57,9 @@ async fn count(
         .uri()
         .path()
         .strip_prefix("/api/v1/")
-        .filter(|e| crate::config::LPS_ENDPOINTS.contains(e))
-        .unwrap_or("other")
-        .to_string();
+        .and_then(Endpoint::from_name);
     let response = next.run(request).await;
-    metrics.count_eve(&endpoint, response.status().as_u16());
+    metrics.count_eve(endpoint, response.status().as_u16());
     response
 }
 
@@ -70,14 +69,20 @@ pub fn router(
     metrics: Arc<crate::metrics::Metrics>,
 ) -> Router {
     Router::new()
-        .route("/api/v1/local_profile", get(handlers::get_local_profile))
-        .route("/api/v1/radio", post(handlers::post_radio))
-        .route("/api/v1/appinfo", post(handlers::post_appinfo))
-        .route("/api/v1/appbootinfo", post(handlers::post_appbootinfo))
-        .route("/api/v1/devinfo", post(handlers::post_devinfo))
-        .route("/api/v1/location", post(handlers::post_location))
-        .route("/api/v1/network", post(handlers::post_network))
-        .route("/api/v1/signal", get(handlers::get_signal))
+        .route(
+            Endpoint::LocalProfile.path(),
+            get(handlers::get_local_profile),
+        )
+        .route(Endpoint::Radio.path(), post(handlers::post_radio))
+        .route(Endpoint::AppInfo.path(), post(handlers::post_appinfo))
+        .route(
+            Endpoint::AppBootInfo.path(),
+            post(handlers::post_appbootinfo),
+        )
+        .route(Endpoint::DevInfo.path(), post(handlers::post_devinfo))
+        .route(Endpoint::Location.path(), post(handlers::post_location))
+        .route(Endpoint::Network.path(), post(handlers::post_network))
+        .route(Endpoint::Signal.path(), get(handlers::get_signal))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(metrics, count))
         .with_state(state)

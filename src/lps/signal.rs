@@ -4,7 +4,6 @@
 
 use super::pacer::Pacer;
 use super::LpsState;
-use crate::eve::profile::ConfigEndpoint;
 use crate::state::{pending_endpoints, Endpoint};
 use axum::body::Body;
 use axum::http::{header, HeaderValue};
@@ -20,9 +19,7 @@ use tokio_stream::wrappers::ReceiverStream;
 /// One NDJSON line in protobuf's canonical JSON (`{"pendingChanges":[...]}`), by the codec the
 /// simulator reads with.
 pub fn line(endpoints: &BTreeSet<Endpoint>) -> Bytes {
-    let endpoints = endpoints
-        .iter()
-        .filter_map(|e| ConfigEndpoint::try_from(*e as i32).ok());
+    let endpoints = endpoints.iter().filter_map(|e| e.config_endpoint());
     Bytes::from(eve_proto::signal::encode_line(endpoints))
 }
 

@@ -4,6 +4,7 @@
 mod losses;
 pub use losses::{Loss, Losses};
 
+use crate::eve::Endpoint;
 use crate::state::{CommandKind, Lifecycle, State};
 use crate::store::WriteStats;
 use std::collections::BTreeMap;
@@ -13,7 +14,8 @@ use std::sync::Mutex;
 
 #[derive(Debug, Default)]
 pub struct Metrics {
-    eve_requests: Mutex<BTreeMap<(String, u16), u64>>,
+    /// By endpoint label (its wire name, `other` for a path that is none) and status.
+    eve_requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
     pub mqtt_messages_in: AtomicU64,
     pub mqtt_messages_out: AtomicU64,
     pub mqtt_connections: AtomicU64,
@@ -25,12 +27,14 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn count_eve(&self, endpoint: &str, status: u16) {
+    /// Counts one request; `None` for a path that is no endpoint.
+    pub fn count_eve(&self, endpoint: Option<Endpoint>, status: u16) {
+        let label = endpoint.map_or("other", Endpoint::name);
         let mut map = self.eve_requests.lock().unwrap_or_else(|p| p.into_inner());
-        *map.entry((endpoint.to_string(), status)).or_default() += 1;
+        *map.entry((label, status)).or_default() += 1;
     }
 
-    pub fn eve_requests(&self) -> BTreeMap<(String, u16), u64> {
+    pub fn eve_requests(&self) -> BTreeMap<(&'static str, u16), u64> {
         self.eve_requests
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -305,9 +309,9 @@ mod tests {
     #[test]
     fn renders_prometheus_text() {
         let m = Metrics::default();
-        m.count_eve("appinfo", 204);
-        m.count_eve("appinfo", 204);
-        m.count_eve("devinfo", 200);
+        m.count_eve(Some(Endpoint::AppInfo), 204);
+        m.count_eve(Some(Endpoint::AppInfo), 204);
+        m.count_eve(Some(Endpoint::DevInfo), 200);
         let text = m.render(&State::default(), &WriteStats::default(), 0);
         assert!(
             text.contains("lps_bridge_eve_requests_total{endpoint=\"appinfo\",status=\"204\"} 2"),

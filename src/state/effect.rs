@@ -71,16 +71,8 @@ impl StateTopic {
     ];
 }
 
-/// The LPS endpoints EVE can be told to poll now (`ConfigEndpoint` values).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub enum Endpoint {
-    LocalProfile = 1,
-    Radio = 2,
-    AppInfo = 3,
-    AppBootInfo = 4,
-    DevInfo = 5,
-    Network = 6,
-}
+/// The LPS endpoints; `Effect::Signal` names the ones EVE can be told to poll now.
+pub use eve_proto::Endpoint;
 
 /// The name of an event on `B/events` and the SSE stream (the `event` field).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

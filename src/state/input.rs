@@ -1,9 +1,8 @@
-//! What can happen to the state: operator intents, EVE's requests, and the clock.
+//! What can happen to the state: the `Input` trait (each input with its own reply type),
+//! operator intents, the clock and announcements. EVE's requests are in `poll`.
 
-use super::model::{
-    AppAction, AppBootReport, AppReport, AppTarget, BootChoice, BootEntry, CommandId, DeviceAction,
-    NetworkPort,
-};
+use super::machine::{Fx, State};
+use super::model::{AppAction, AppTarget, BootChoice, CommandId, DeviceAction, NetworkPort, Now};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -40,54 +39,60 @@ pub enum Intent {
     },
 }
 
-/// A request from EVE: a report that also asks for an answer.
-#[derive(Debug, Clone, PartialEq)]
-pub enum EveRequest {
-    LocalProfile,
-    Radio {
-        radio_silence: bool,
-        config_error: String,
-        report: Value,
-    },
-    AppInfo {
-        apps: Vec<AppReport>,
-    },
-    AppBootInfo {
-        apps: Vec<AppBootReport>,
-    },
-    DevInfo {
-        last_cmd_timestamp: u64,
-        report: Value,
-    },
-    Network {
-        /// Logical labels of the LPS ports EVE holds (`local_config.ports`).
-        local_ports: Vec<String>,
-        /// `local_config.error_message`: the whole request was refused.
-        local_error: String,
-        /// Per-port errors EVE reports for ports we asked to change.
-        port_errors: Vec<(String, String)>,
-        report: Value,
-    },
-    Location {
-        report: Value,
-    },
-    /// The signal stream connected (EVE is alive).
-    Signal,
+/// Where an input comes from. The store queues EVE's requests ahead of the rest and, while it
+/// cannot write, treats each origin its own way (see `store::actor`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// An operator's intent ([`Submission`]): MQTT, REST, a rule, a schedule, Sparkplug.
+    Operator,
+    /// A request from EVE (one type per LPS endpoint, in [`super::poll`]).
+    Eve,
+    /// The store's clock ([`Tick`]).
+    Clock,
+    /// A fact from outside the state ([`Announce`]).
+    Outside,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Input {
-    Intent {
-        intent: Intent,
-        source: String,
-    },
-    Eve(EveRequest),
-    /// Periodic: lets timers (EVE offline) fire.
-    Tick,
-    /// Something that happened outside the state (a rule fired, a subscriber lost messages, the
-    /// store turned read-only): changes nothing, and goes out like every state event.
-    Announce(super::Event),
+/// Something `apply` takes, typed by the reply it gets: each kind of input has a reply type of
+/// its own, so whoever submits one can only get that reply back.
+pub trait Input: Clone + Send + 'static {
+    type Reply: std::fmt::Debug + Send + 'static;
+    const ORIGIN: Origin;
+    /// The transition. Only `apply` calls it: only `apply` makes an [`Fx`].
+    fn run(self, state: &mut State, now: Now, fx: &mut Fx) -> Self::Reply;
 }
+
+/// An operator's intent as submitted, with who sent it (`source`, e.g. `mqtt`, `rule:ups`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submission {
+    pub intent: Intent,
+    pub source: String,
+}
+
+/// The answer to a [`Submission`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum IntentReply {
+    Accepted(Accepted),
+    /// The intent was refused; the text says what was wrong and what would be right.
+    Rejected(String),
+}
+
+impl Input for Submission {
+    type Reply = IntentReply;
+    const ORIGIN: Origin = Origin::Operator;
+    fn run(self, state: &mut State, now: Now, fx: &mut Fx) -> IntentReply {
+        state.intent(self.intent, &self.source, now, fx)
+    }
+}
+
+/// Periodic: lets timers (EVE offline, profile settling) fire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tick;
+
+/// Something that happened outside the state (a rule fired, a subscriber lost messages, the
+/// store turned read-only): changes nothing, and goes out like every state event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Announce(pub super::Event);
 
 /// A command as its reply names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -125,20 +130,4 @@ pub struct AppCommandOut {
     pub app: AppTarget,
     pub timestamp: u64,
     pub action: AppAction,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Reply {
-    Accepted(Accepted),
-    /// The intent was refused; the text says what was wrong and what would be right.
-    Rejected(String),
-    Profile(String),
-    /// `None` = 204.
-    Radio(Option<bool>),
-    AppCommands(Vec<AppCommandOut>),
-    Boot(Option<Vec<BootEntry>>),
-    DevCommand(Option<(u64, DeviceAction)>),
-    Network(Option<Vec<NetworkPort>>),
-    /// Nothing to say beyond 200 (location, signal, tick).
-    Done,
 }

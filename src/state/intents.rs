@@ -1,7 +1,7 @@
 //! Operator intents: validate, resolve, record, answer.
 
 use super::effect::{Endpoint, EventName, Key, StateTopic};
-use super::input::{Accepted, CancelledRef, CommandRef, Intent, Reply};
+use super::input::{Accepted, CancelledRef, CommandRef, Intent, IntentReply};
 use super::machine::{command_event_data, Fx, State};
 use super::model::{
     AppAction, AppTarget, BootChoice, BootEntry, Command, CommandId, CommandKind, DeviceAction,
@@ -11,7 +11,13 @@ use super::resolve::{resolve_app, Resolved};
 use serde_json::json;
 
 impl State {
-    pub(super) fn intent(&mut self, intent: Intent, source: &str, now: Now, fx: &mut Fx) -> Reply {
+    pub(super) fn intent(
+        &mut self,
+        intent: Intent,
+        source: &str,
+        now: Now,
+        fx: &mut Fx,
+    ) -> IntentReply {
         let result = match intent {
             Intent::SetProfile { profile } => Ok(self.set_profile(profile, source, now, fx)),
             Intent::AppCommand { app, action } => self.app_command(&app, action, source, now, fx),
@@ -25,9 +31,9 @@ impl State {
         match result {
             Ok(accepted) => {
                 self.prune(fx);
-                Reply::Accepted(accepted)
+                IntentReply::Accepted(accepted)
             }
-            Err(reason) => Reply::Rejected(reason),
+            Err(reason) => IntentReply::Rejected(reason),
         }
     }
 

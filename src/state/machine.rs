@@ -1,7 +1,7 @@
 //! The state and the one function that changes it. Pure: no I/O, no clock reads, no async.
 
 use super::effect::{Effect, Event, EventName, Key, StateTopic};
-use super::input::{Input, Reply};
+use super::input::{Announce, Input, Origin, Tick};
 use super::model::{Command, CommandId, Desired, EveLink, Lifecycle, Now, Reports, StoreStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -62,17 +62,19 @@ pub struct State {
     pub settle: Option<super::settle::SettleWatch>,
 }
 
-/// The result of one `apply`: the answer for whoever asked, and what the world must do.
+/// The result of one `apply`: the answer for whoever asked (typed by the input), and what the
+/// world must do.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Applied {
-    pub reply: Reply,
+pub struct Applied<R> {
+    pub reply: R,
     pub effects: Vec<Effect>,
 }
 
-/// Collects effects while a transition runs.
-#[derive(Debug, Default)]
-pub(super) struct Fx {
-    pub effects: Vec<Effect>,
+/// Collects effects while a transition runs. Only `apply` makes one, so only `apply` can run
+/// an [`Input`]'s transition.
+#[derive(Debug)]
+pub struct Fx {
+    pub(super) effects: Vec<Effect>,
 }
 
 impl Fx {
@@ -97,27 +99,35 @@ impl Fx {
 }
 
 /// The only place state changes.
-pub fn apply(state: &mut State, input: Input, now: Now) -> Applied {
-    let mut fx = Fx::default();
-    let reply = match input {
-        Input::Intent { intent, source } => state.intent(intent, &source, now, &mut fx),
-        Input::Eve(request) => {
-            state.touch_eve(now, &mut fx);
-            state.eve_request(request, now, &mut fx)
-        }
-        Input::Tick => {
-            state.check_eve_offline(now, &mut fx);
-            state.check_settle(now, &mut fx);
-            Reply::Done
-        }
-        Input::Announce(event) => {
-            fx.effects.push(Effect::Event(event));
-            Reply::Done
-        }
+pub fn apply<I: Input>(state: &mut State, input: I, now: Now) -> Applied<I::Reply> {
+    let mut fx = Fx {
+        effects: Vec::new(),
     };
+    // Every request shows EVE alive, whatever it asks.
+    if I::ORIGIN == Origin::Eve {
+        state.touch_eve(now, &mut fx);
+    }
+    let reply = input.run(state, now, &mut fx);
     Applied {
         reply,
         effects: fx.effects,
+    }
+}
+
+impl Input for Tick {
+    type Reply = ();
+    const ORIGIN: Origin = Origin::Clock;
+    fn run(self, state: &mut State, now: Now, fx: &mut Fx) {
+        state.check_eve_offline(now, fx);
+        state.check_settle(now, fx);
+    }
+}
+
+impl Input for Announce {
+    type Reply = ();
+    const ORIGIN: Origin = Origin::Outside;
+    fn run(self, _state: &mut State, _now: Now, fx: &mut Fx) {
+        fx.effects.push(Effect::Event(self.0));
     }
 }
 

@@ -1,7 +1,8 @@
 //! The gateway's state machine.
 //!
-//! One pure `apply(&mut State, Input, Now) -> Applied` is the only place state changes; the store
-//! actor owns the `State` and runs it. EVE's rules live here, each with unit tests:
+//! One pure `apply(&mut State, I: Input, Now) -> Applied<I::Reply>` is the only place state
+//! changes; each kind of input (a `Submission`, each of EVE's `poll` requests, `Tick`,
+//! `Announce`) has a reply type of its own. The store actor owns the `State` and runs it. EVE's rules live here, each with unit tests:
 //! one command per app (a new one supersedes the old), device commands served one at a time
 //! (the next only after EVE reports the previous one's timestamp), Unix-ns timestamps that only
 //! grow, app names resolved against EVE's last report, cancel, and the accepted → delivered →
@@ -15,6 +16,7 @@ pub mod level;
 pub mod machine;
 pub mod model;
 mod pending;
+pub mod poll;
 mod reports;
 pub mod resolve;
 pub mod settle;
@@ -23,8 +25,11 @@ mod stall;
 mod tests;
 
 pub use effect::{Effect, Endpoint, Event, EventName, Key, ReportKind, StateTopic};
-pub use input::{Accepted, AppCommandOut, CommandRef, EveRequest, Input, Intent, Reply};
-pub use machine::{apply, Applied, Limits, Meta, State, LAST_SEEN_EVERY_MS};
+pub use input::{
+    Accepted, Announce, AppCommandOut, CommandRef, Input, Intent, IntentReply, Origin, Submission,
+    Tick,
+};
+pub use machine::{apply, Applied, Fx, Limits, Meta, State, LAST_SEEN_EVERY_MS};
 pub use model::*;
 pub use pending::pending_endpoints;
 pub use reports::boot_order_name;

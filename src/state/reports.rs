@@ -1,11 +1,13 @@
 //! EVE's requests: record each report, move command lifecycles, and compute the answer.
 
 use super::effect::{EventName, Key, ReportKind, StateTopic};
-use super::input::{AppCommandOut, EveRequest, Reply};
+use super::input::{AppCommandOut, Input, Origin};
 use super::machine::{Fx, State};
 use super::model::{
-    AppBootReport, AppReport, BootChoice, CommandKind, Lifecycle, Now, Outcome, Serve,
+    AppBootReport, AppReport, BootChoice, BootEntry, CommandKind, DeviceAction, Lifecycle,
+    NetworkPort, Now, Outcome, Serve,
 };
+use super::poll;
 use super::resolve::find_report;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -27,60 +29,87 @@ fn store<T: PartialEq>(
     true
 }
 
-impl State {
-    pub(super) fn eve_request(&mut self, request: EveRequest, now: Now, fx: &mut Fx) -> Reply {
-        match request {
-            EveRequest::LocalProfile => self.profile_request(now, fx),
-            EveRequest::Radio {
-                radio_silence,
-                config_error,
-                report,
-            } => {
-                store(
-                    &mut self.reports.radio,
-                    report,
-                    ReportKind::Radio,
-                    StateTopic::Radio,
-                    fx,
-                );
-                self.radio_request(radio_silence, &config_error, fx)
-            }
-            EveRequest::AppInfo { apps } => self.app_info(apps, now, fx),
-            EveRequest::AppBootInfo { apps } => self.app_boot_info(apps, fx),
-            EveRequest::DevInfo {
-                last_cmd_timestamp,
-                report,
-            } => self.dev_info(last_cmd_timestamp, report, now, fx),
-            EveRequest::Network {
-                local_ports,
-                local_error,
-                port_errors,
-                report,
-            } => {
-                store(
-                    &mut self.reports.network,
-                    report,
-                    ReportKind::Network,
-                    StateTopic::Network,
-                    fx,
-                );
-                self.network_request(&local_ports, &local_error, &port_errors, fx)
-            }
-            EveRequest::Location { report } => {
-                store(
-                    &mut self.reports.location,
-                    report,
-                    ReportKind::Location,
-                    StateTopic::Location,
-                    fx,
-                );
-                Reply::Done
-            }
-            EveRequest::Signal => Reply::Done,
-        }
+impl Input for poll::LocalProfile {
+    type Reply = String;
+    const ORIGIN: Origin = Origin::Eve;
+    fn run(self, state: &mut State, now: Now, fx: &mut Fx) -> String {
+        state.profile_request(now, fx)
     }
+}
 
-    fn profile_request(&mut self, now: Now, fx: &mut Fx) -> Reply {
+impl Input for poll::Radio {
+    type Reply = Option<bool>;
+    const ORIGIN: Origin = Origin::Eve;
+    fn run(self, state: &mut State, _now: Now, fx: &mut Fx) -> Option<bool> {
+        let slot = &mut state.reports.radio;
+        store(slot, self.report, ReportKind::Radio, StateTopic::Radio, fx);
+        state.radio_request(self.radio_silence, &self.config_error, fx)
+    }
+}
+
+impl Input for poll::AppInfo {
+    type Reply = Vec<AppCommandOut>;
+    const ORIGIN: Origin = Origin::Eve;
+    fn run(self, state: &mut State, now: Now, fx: &mut Fx) -> Vec<AppCommandOut> {
+        state.app_info(self.apps, now, fx)
+    }
+}
+
+impl Input for poll::AppBootInfo {
+    type Reply = Option<Vec<BootEntry>>;
+    const ORIGIN: Origin = Origin::Eve;
+    fn run(self, state: &mut State, _now: Now, fx: &mut Fx) -> Option<Vec<BootEntry>> {
+        state.app_boot_info(self.apps, fx)
+    }
+}
+
+impl Input for poll::DevInfo {
+    type Reply = Option<(u64, DeviceAction)>;
+    const ORIGIN: Origin = Origin::Eve;
+    fn run(self, state: &mut State, now: Now, fx: &mut Fx) -> Option<(u64, DeviceAction)> {
+        state.dev_info(self.last_cmd_timestamp, self.report, now, fx)
+    }
+}
+
+impl Input for poll::Network {
+    type Reply = Option<Vec<NetworkPort>>;
+    const ORIGIN: Origin = Origin::Eve;
+    fn run(self, state: &mut State, _now: Now, fx: &mut Fx) -> Option<Vec<NetworkPort>> {
+        let slot = &mut state.reports.network;
+        store(
+            slot,
+            self.report,
+            ReportKind::Network,
+            StateTopic::Network,
+            fx,
+        );
+        state.network_request(&self.local_ports, &self.local_error, &self.port_errors, fx)
+    }
+}
+
+impl Input for poll::Location {
+    type Reply = ();
+    const ORIGIN: Origin = Origin::Eve;
+    fn run(self, state: &mut State, _now: Now, fx: &mut Fx) {
+        let slot = &mut state.reports.location;
+        store(
+            slot,
+            self.report,
+            ReportKind::Location,
+            StateTopic::Location,
+            fx,
+        );
+    }
+}
+
+impl Input for poll::Signal {
+    type Reply = ();
+    const ORIGIN: Origin = Origin::Eve;
+    fn run(self, _state: &mut State, _now: Now, _fx: &mut Fx) {}
+}
+
+impl State {
+    fn profile_request(&mut self, now: Now, fx: &mut Fx) -> String {
         let profile = &mut self.meta.desired.profile;
         if profile.set_at_ms != 0 && !profile.fetched {
             profile.fetched = true;
@@ -92,13 +121,13 @@ impl State {
             fx.publish(StateTopic::Profile);
             self.start_settle(now);
         }
-        Reply::Profile(self.meta.desired.profile.name.clone())
+        self.meta.desired.profile.name.clone()
     }
 
-    fn radio_request(&mut self, reported: bool, config_error: &str, fx: &mut Fx) -> Reply {
+    fn radio_request(&mut self, reported: bool, config_error: &str, fx: &mut Fx) -> Option<bool> {
         let radio = &mut self.meta.desired.radio;
         if radio.serve == Serve::Unset {
-            return Reply::Radio(None);
+            return None;
         }
         // The report that travels with the first delivery predates it: judge only later ones.
         if radio.delivered && radio.outcome == Outcome::Pending {
@@ -124,7 +153,7 @@ impl State {
             radio.delivered = true;
             fx.persist(Key::Meta);
         }
-        Reply::Radio(Some(radio.radio_silence))
+        Some(radio.radio_silence)
     }
 
     /// Fills in the UUID of commands accepted by name before EVE's first report.
@@ -145,7 +174,7 @@ impl State {
         }
     }
 
-    fn app_info(&mut self, apps: Vec<AppReport>, now: Now, fx: &mut Fx) -> Reply {
+    fn app_info(&mut self, apps: Vec<AppReport>, now: Now, fx: &mut Fx) -> Vec<AppCommandOut> {
         if let Some(max) = apps.iter().map(|a| a.last_cmd_timestamp).max() {
             self.note_eve_timestamp(max, fx);
         }
@@ -189,10 +218,10 @@ impl State {
             self.deliver(*id, now, fx);
         }
         self.prune(fx);
-        Reply::AppCommands(open.into_iter().map(|(_, out)| out).collect())
+        open.into_iter().map(|(_, out)| out).collect()
     }
 
-    fn app_boot_info(&mut self, apps: Vec<AppBootReport>, fx: &mut Fx) -> Reply {
+    fn app_boot_info(&mut self, apps: Vec<AppBootReport>, fx: &mut Fx) -> Option<Vec<BootEntry>> {
         store(
             &mut self.reports.boot,
             apps.clone(),
@@ -259,10 +288,16 @@ impl State {
             boot.delivered = true;
             fx.persist(Key::Meta);
         }
-        Reply::Boot(reply)
+        reply
     }
 
-    fn dev_info(&mut self, last_cmd_timestamp: u64, report: Value, now: Now, fx: &mut Fx) -> Reply {
+    fn dev_info(
+        &mut self,
+        last_cmd_timestamp: u64,
+        report: Value,
+        now: Now,
+        fx: &mut Fx,
+    ) -> Option<(u64, DeviceAction)> {
         self.note_eve_timestamp(last_cmd_timestamp, fx);
         self.reports.device_last_cmd_timestamp = last_cmd_timestamp;
         store(
@@ -286,13 +321,9 @@ impl State {
             CommandKind::Device { action } => Some((c.id, c.timestamp, action)),
             CommandKind::App { .. } => None,
         });
-        match head.flatten() {
-            Some((id, ts, action)) => {
-                self.deliver(id, now, fx);
-                Reply::DevCommand(Some((ts, action)))
-            }
-            None => Reply::DevCommand(None),
-        }
+        let (id, ts, action) = head.flatten()?;
+        self.deliver(id, now, fx);
+        Some((ts, action))
     }
 
     fn network_request(
@@ -301,7 +332,7 @@ impl State {
         local_error: &str,
         port_errors: &[(String, String)],
         fx: &mut Fx,
-    ) -> Reply {
+    ) -> Option<Vec<NetworkPort>> {
         let network = &mut self.meta.desired.network;
         if network.delivered && network.outcome == Outcome::Pending {
             let wanted: BTreeSet<&str> = network
@@ -358,7 +389,7 @@ impl State {
             network.delivered = true;
             fx.persist(Key::Meta);
         }
-        Reply::Network(reply)
+        reply
     }
 }
 

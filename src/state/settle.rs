@@ -193,7 +193,7 @@ mod tests {
         }
     }
 
-    fn report(s: &mut State, apps: &[(&str, &str)], at: u64) -> Applied {
+    fn report(s: &mut State, apps: &[(&str, &str)], at: u64) -> Applied<Vec<AppCommandOut>> {
         let apps = apps
             .iter()
             .map(|(name, state)| AppReport {
@@ -203,10 +203,10 @@ mod tests {
                 info: json!({ "name": name, "state": state }),
             })
             .collect();
-        apply(s, Input::Eve(EveRequest::AppInfo { apps }), now(at))
+        apply(s, poll::AppInfo { apps }, now(at))
     }
 
-    fn events(a: &Applied) -> Vec<(&'static str, serde_json::Value)> {
+    fn events<R>(a: &Applied<R>) -> Vec<(&'static str, serde_json::Value)> {
         a.effects
             .iter()
             .filter_map(|e| match e {
@@ -240,13 +240,13 @@ mod tests {
         };
         apply(
             &mut s,
-            Input::Intent {
+            Submission {
                 intent: set,
                 source: "test".into(),
             },
             now(1),
         );
-        let fetched = apply(&mut s, Input::Eve(EveRequest::LocalProfile), now(1_000));
+        let fetched = apply(&mut s, poll::LocalProfile, now(1_000));
         assert!(s.settle.is_some(), "{fetched:?}");
         s
     }
@@ -259,14 +259,14 @@ mod tests {
             &[("vision", "HALTING"), ("gpu-trainer", "BOOTING")],
             2_000,
         );
-        assert!(events(&apply(&mut s, Input::Tick, now(60_000))).is_empty());
+        assert!(events(&apply(&mut s, Tick, now(60_000))).is_empty());
         report(
             &mut s,
             &[("vision", "HALTED"), ("gpu-trainer", "RUNNING")],
             61_000,
         );
-        assert!(events(&apply(&mut s, Input::Tick, now(90_999))).is_empty());
-        let done = apply(&mut s, Input::Tick, now(91_000));
+        assert!(events(&apply(&mut s, Tick, now(90_999))).is_empty());
+        let done = apply(&mut s, Tick, now(91_000));
         let ev = events(&done);
         assert_eq!(ev.len(), 1, "{ev:?}");
         assert_eq!(ev[0].0, "profile_settled");
@@ -283,7 +283,7 @@ mod tests {
         assert_eq!(shown["status"], "settled");
         assert!(s.settle.is_none());
         // Nothing more to report.
-        assert!(events(&apply(&mut s, Input::Tick, now(500_000))).is_empty());
+        assert!(events(&apply(&mut s, Tick, now(500_000))).is_empty());
     }
 
     #[test]
@@ -294,7 +294,7 @@ mod tests {
             &[("vision", "RUNNING"), ("gpu-trainer", "ERROR")],
             2_000,
         );
-        let ev = events(&apply(&mut s, Input::Tick, now(32_000)));
+        let ev = events(&apply(&mut s, Tick, now(32_000)));
         assert_eq!(ev[0].0, "profile_settled");
         assert_eq!(ev[0].1["errors"][0]["app"], "gpu-trainer");
         assert_eq!(ev[0].1["matches"], false);
@@ -307,7 +307,7 @@ mod tests {
             &[("vision", "HALTED"), ("gpu-trainer", "RUNNING")],
             2_000,
         );
-        let ev = events(&apply(&mut s, Input::Tick, now(32_000)));
+        let ev = events(&apply(&mut s, Tick, now(32_000)));
         assert!(ev[0].1.get("matches").is_none(), "{ev:?}");
     }
 
@@ -324,8 +324,8 @@ mod tests {
             &[("vision", "HALTED"), ("gpu-trainer", "BOOTING")],
             100_000,
         );
-        assert!(events(&apply(&mut s, Input::Tick, now(300_999))).is_empty());
-        let ev = events(&apply(&mut s, Input::Tick, now(301_000)));
+        assert!(events(&apply(&mut s, Tick, now(300_999))).is_empty());
+        let ev = events(&apply(&mut s, Tick, now(301_000)));
         assert_eq!(ev.len(), 1);
         assert_eq!(ev[0].0, "profile_unsettled");
         assert_eq!(
@@ -346,7 +346,7 @@ mod tests {
         };
         apply(
             &mut s,
-            Input::Intent {
+            Submission {
                 intent: set,
                 source: "test".into(),
             },
@@ -354,6 +354,6 @@ mod tests {
         );
         assert!(s.settle.is_none());
         assert!(s.meta.desired.profile.outcome.is_none());
-        assert!(events(&apply(&mut s, Input::Tick, now(400_000))).is_empty());
+        assert!(events(&apply(&mut s, Tick, now(400_000))).is_empty());
     }
 }

@@ -20,10 +20,10 @@ fn state() -> State {
     })
 }
 
-fn intent(s: &mut State, intent: Intent, at: u64) -> Applied {
+fn intent(s: &mut State, intent: Intent, at: u64) -> Applied<IntentReply> {
     apply(
         s,
-        Input::Intent {
+        Submission {
             intent,
             source: "test".into(),
         },
@@ -31,8 +31,8 @@ fn intent(s: &mut State, intent: Intent, at: u64) -> Applied {
     )
 }
 
-fn eve(s: &mut State, request: EveRequest, at: u64) -> Applied {
-    apply(s, Input::Eve(request), now(at))
+fn eve<I: Input>(s: &mut State, request: I, at: u64) -> Applied<I::Reply> {
+    apply(s, request, now(at))
 }
 
 fn app(id: &str, name: &str, last: u64) -> AppReport {
@@ -49,10 +49,15 @@ const LOGGER: &str = "6f1c2a3e-0000-4000-8000-000000000002";
 const DUP1: &str = "6f1c2a3e-0000-4000-8000-000000000003";
 const DUP2: &str = "6f1c2a3e-0000-4000-8000-000000000004";
 
-fn report_apps(s: &mut State, vision_last: u64, logger_last: u64, at: u64) -> Applied {
+fn report_apps(
+    s: &mut State,
+    vision_last: u64,
+    logger_last: u64,
+    at: u64,
+) -> Applied<Vec<AppCommandOut>> {
     eve(
         s,
-        EveRequest::AppInfo {
+        poll::AppInfo {
             apps: vec![
                 app(VISION, "vision", vision_last),
                 app(LOGGER, "logger", logger_last),
@@ -62,21 +67,21 @@ fn report_apps(s: &mut State, vision_last: u64, logger_last: u64, at: u64) -> Ap
     )
 }
 
-fn accepted(a: &Applied) -> &Accepted {
+fn accepted(a: &Applied<IntentReply>) -> &Accepted {
     match &a.reply {
-        Reply::Accepted(acc) => acc,
+        IntentReply::Accepted(acc) => acc,
         other => panic!("expected accepted, got {other:?}"),
     }
 }
 
-fn rejected(a: &Applied) -> &str {
+fn rejected(a: &Applied<IntentReply>) -> &str {
     match &a.reply {
-        Reply::Rejected(why) => why,
+        IntentReply::Rejected(why) => why,
         other => panic!("expected rejected, got {other:?}"),
     }
 }
 
-fn events(a: &Applied) -> Vec<&'static str> {
+fn events<R>(a: &Applied<R>) -> Vec<&'static str> {
     a.effects
         .iter()
         .filter_map(|e| match e {
@@ -86,14 +91,11 @@ fn events(a: &Applied) -> Vec<&'static str> {
         .collect()
 }
 
-fn app_cmds(a: &Applied) -> &[AppCommandOut] {
-    match &a.reply {
-        Reply::AppCommands(list) => list,
-        other => panic!("expected app commands, got {other:?}"),
-    }
+fn app_cmds(a: &Applied<Vec<AppCommandOut>>) -> &[AppCommandOut] {
+    &a.reply
 }
 
-fn restart(s: &mut State, name: &str, at: u64) -> Applied {
+fn restart(s: &mut State, name: &str, at: u64) -> Applied<IntentReply> {
     intent(
         s,
         Intent::AppCommand {
@@ -104,24 +106,20 @@ fn restart(s: &mut State, name: &str, at: u64) -> Applied {
     )
 }
 
-fn device(s: &mut State, action: DeviceAction, at: u64) -> Applied {
+fn device(s: &mut State, action: DeviceAction, at: u64) -> Applied<IntentReply> {
     intent(s, Intent::DeviceCommand { action }, at)
 }
 
 fn devinfo(s: &mut State, last: u64, at: u64) -> Option<(u64, DeviceAction)> {
-    match eve(
+    eve(
         s,
-        EveRequest::DevInfo {
+        poll::DevInfo {
             last_cmd_timestamp: last,
             report: json!({}),
         },
         at,
     )
     .reply
-    {
-        Reply::DevCommand(c) => c,
-        other => panic!("expected dev command, got {other:?}"),
-    }
 }
 
 #[test]
@@ -194,7 +192,7 @@ fn unknown_and_ambiguous_apps_are_errors_listing_known_apps() {
     );
     eve(
         &mut s,
-        EveRequest::AppInfo {
+        poll::AppInfo {
             apps: vec![app(DUP1, "cam", 0), app(DUP2, "cam", 0)],
         },
         2,
@@ -244,7 +242,7 @@ fn timestamps_are_unix_ns_and_strictly_increasing_even_if_clock_steps_back() {
     };
     let b = apply(
         &mut s,
-        Input::Intent {
+        Submission {
             intent: Intent::DeviceCommand {
                 action: DeviceAction::Reboot,
             },
@@ -393,10 +391,7 @@ fn cancel_after_delivery_says_eve_may_have_it() {
 #[test]
 fn profile_is_served_and_delivery_reported_once() {
     let mut s = state();
-    assert_eq!(
-        eve(&mut s, EveRequest::LocalProfile, 0).reply,
-        Reply::Profile(String::new())
-    );
+    assert_eq!(eve(&mut s, poll::LocalProfile, 0).reply, String::new());
     let set = intent(
         &mut s,
         Intent::SetProfile {
@@ -408,10 +403,10 @@ fn profile_is_served_and_delivery_reported_once() {
         .effects
         .contains(&Effect::Signal(Endpoint::LocalProfile)));
     assert!(pending_endpoints(&s).contains(&Endpoint::LocalProfile));
-    let got = eve(&mut s, EveRequest::LocalProfile, 2);
-    assert_eq!(got.reply, Reply::Profile("night".into()));
+    let got = eve(&mut s, poll::LocalProfile, 2);
+    assert_eq!(got.reply, String::from("night"));
     assert_eq!(events(&got), vec!["profile_delivered"]);
-    assert!(events(&eve(&mut s, EveRequest::LocalProfile, 3)).is_empty());
+    assert!(events(&eve(&mut s, poll::LocalProfile, 3)).is_empty());
     assert!(pending_endpoints(&s).is_empty());
     intent(
         &mut s,
@@ -421,16 +416,16 @@ fn profile_is_served_and_delivery_reported_once() {
         4,
     );
     assert_eq!(
-        eve(&mut s, EveRequest::LocalProfile, 5).reply,
-        Reply::Profile(String::new()),
+        eve(&mut s, poll::LocalProfile, 5).reply,
+        String::new(),
         "cleared"
     );
 }
 
-fn radio(s: &mut State, silence: bool, err: &str, at: u64) -> Applied {
+fn radio(s: &mut State, silence: bool, err: &str, at: u64) -> Applied<Option<bool>> {
     eve(
         s,
-        EveRequest::Radio {
+        poll::Radio {
             radio_silence: silence,
             config_error: err.into(),
             report: json!({ "radio_silence": silence }),
@@ -442,7 +437,7 @@ fn radio(s: &mut State, silence: bool, err: &str, at: u64) -> Applied {
 #[test]
 fn radio_is_204_until_set_then_full_state_and_outcome_from_status() {
     let mut s = state();
-    assert_eq!(radio(&mut s, false, "", 0).reply, Reply::Radio(None));
+    assert_eq!(radio(&mut s, false, "", 0).reply, (None));
     intent(
         &mut s,
         Intent::SetRadio {
@@ -451,7 +446,7 @@ fn radio_is_204_until_set_then_full_state_and_outcome_from_status() {
         1,
     );
     let first = radio(&mut s, false, "", 2);
-    assert_eq!(first.reply, Reply::Radio(Some(true)));
+    assert_eq!(first.reply, (Some(true)));
     assert!(
         events(&first).is_empty(),
         "the report sent with the first delivery predates it"
@@ -468,14 +463,14 @@ fn radio_is_204_until_set_then_full_state_and_outcome_from_status() {
     radio(&mut s, true, "", 5);
     let failed = radio(&mut s, true, "modem busy", 6);
     assert!(events(&failed).contains(&"radio_failed"));
-    assert_eq!(
-        failed.reply,
-        Reply::Radio(Some(false)),
-        "still full desired state"
-    );
+    assert_eq!(failed.reply, (Some(false)), "still full desired state");
 }
 
-fn boot_report(s: &mut State, entries: &[(&str, &str, &str, &str)], at: u64) -> Applied {
+fn boot_report(
+    s: &mut State,
+    entries: &[(&str, &str, &str, &str)],
+    at: u64,
+) -> Applied<Option<Vec<BootEntry>>> {
     let apps = entries
         .iter()
         .map(|(id, name, order, source)| AppBootReport {
@@ -485,7 +480,7 @@ fn boot_report(s: &mut State, entries: &[(&str, &str, &str, &str)], at: u64) -> 
             source: (*source).into(),
         })
         .collect();
-    eve(s, EveRequest::AppBootInfo { apps }, at)
+    eve(s, poll::AppBootInfo { apps }, at)
 }
 
 #[test]
@@ -498,7 +493,7 @@ fn boot_order_full_state_applied_and_cleared() {
         "BOOT_ORDER_UNSPECIFIED",
         "BOOT_ORDER_SOURCE_UNSPECIFIED",
     )];
-    assert_eq!(boot_report(&mut s, &none, 1).reply, Reply::Boot(None));
+    assert_eq!(boot_report(&mut s, &none, 1).reply, (None));
     intent(
         &mut s,
         Intent::SetBoot {
@@ -509,7 +504,7 @@ fn boot_order_full_state_applied_and_cleared() {
     );
     let served = boot_report(&mut s, &none, 3);
     match &served.reply {
-        Reply::Boot(Some(entries)) => {
+        Some(entries) => {
             assert_eq!(entries.len(), 1);
             assert_eq!(entries[0].app.id, VISION);
             assert_eq!(entries[0].choice, BootChoice::Usb);
@@ -528,18 +523,18 @@ fn boot_order_full_state_applied_and_cleared() {
     );
     assert_eq!(
         boot_report(&mut s, &usb, 6).reply,
-        Reply::Boot(Some(vec![])),
+        (Some(vec![])),
         "clearing sends empty state"
     );
     assert_eq!(
         boot_report(&mut s, &usb, 7).reply,
-        Reply::Boot(Some(vec![])),
+        (Some(vec![])),
         "until EVE reports it gone"
     );
     assert!(events(&boot_report(&mut s, &none, 8)).contains(&"boot_order_applied"));
     assert_eq!(
         boot_report(&mut s, &none, 9).reply,
-        Reply::Boot(None),
+        (None),
         "then 204 again"
     );
 }
@@ -557,10 +552,10 @@ fn network(
     local_error: &str,
     port_errors: &[(&str, &str)],
     at: u64,
-) -> Applied {
+) -> Applied<Option<Vec<NetworkPort>>> {
     eve(
         s,
-        EveRequest::Network {
+        poll::Network {
             local_ports: held.iter().map(|l| l.to_string()).collect(),
             local_error: local_error.into(),
             port_errors: port_errors
@@ -576,7 +571,7 @@ fn network(
 #[test]
 fn network_applied_rejected_and_reverted() {
     let mut s = state();
-    assert_eq!(network(&mut s, &[], "", &[], 0).reply, Reply::Network(None));
+    assert_eq!(network(&mut s, &[], "", &[], 0).reply, (None));
     intent(
         &mut s,
         Intent::SetNetwork {
@@ -586,7 +581,7 @@ fn network_applied_rejected_and_reverted() {
     );
     assert_eq!(
         network(&mut s, &[], "old error", &[], 2).reply,
-        Reply::Network(Some(vec![port("eth1")]))
+        (Some(vec![port("eth1")]))
     );
     assert_eq!(
         s.meta.desired.network.outcome,
@@ -631,13 +626,10 @@ fn network_applied_rejected_and_reverted() {
     intent(&mut s, Intent::SetNetwork { ports: vec![] }, 10);
     assert_eq!(
         network(&mut s, &["wwan0"], "", &[], 11).reply,
-        Reply::Network(Some(vec![]))
+        (Some(vec![]))
     );
     assert!(events(&network(&mut s, &[], "", &[], 12)).contains(&"network_applied"));
-    assert_eq!(
-        network(&mut s, &[], "", &[], 13).reply,
-        Reply::Network(None)
-    );
+    assert_eq!(network(&mut s, &[], "", &[], 13).reply, (None));
 }
 
 #[test]
@@ -651,15 +643,15 @@ fn reverting_network_with_nothing_set_changes_nothing() {
 #[test]
 fn eve_online_then_offline_after_silence() {
     let mut s = state();
-    let first = eve(&mut s, EveRequest::Signal, 0);
+    let first = eve(&mut s, poll::Signal, 0);
     assert_eq!(events(&first), vec!["eve_online"]);
-    assert!(events(&eve(&mut s, EveRequest::Signal, 1)).is_empty());
-    assert!(events(&apply(&mut s, Input::Tick, now(5_000))).is_empty());
-    let off = apply(&mut s, Input::Tick, now(10_002));
+    assert!(events(&eve(&mut s, poll::Signal, 1)).is_empty());
+    assert!(events(&apply(&mut s, Tick, now(5_000))).is_empty());
+    let off = apply(&mut s, Tick, now(10_002));
     assert_eq!(events(&off), vec!["eve_offline"]);
     assert!(off.effects.contains(&Effect::Publish(StateTopic::Eve)));
     assert_eq!(
-        events(&eve(&mut s, EveRequest::LocalProfile, 10_003)),
+        events(&eve(&mut s, poll::LocalProfile, 10_003)),
         vec!["eve_online"]
     );
 }
@@ -745,10 +737,10 @@ fn command_json_uses_string_timestamps() {
     assert_eq!(back, s.commands[&c.id]);
 }
 
-fn report_vision_halted(s: &mut State, vision_last: u64, at: u64) -> Applied {
+fn report_vision_halted(s: &mut State, vision_last: u64, at: u64) -> Applied<Vec<AppCommandOut>> {
     eve(
         s,
-        EveRequest::AppInfo {
+        poll::AppInfo {
             apps: vec![AppReport {
                 id: VISION.into(),
                 name: "vision".into(),
@@ -760,7 +752,7 @@ fn report_vision_halted(s: &mut State, vision_last: u64, at: u64) -> Applied {
     )
 }
 
-fn stalled_event(a: &Applied) -> Option<&Event> {
+fn stalled_event<R>(a: &Applied<R>) -> Option<&Event> {
     a.effects.iter().find_map(|e| match e {
         Effect::Event(ev) if ev.event == EventName::CommandStalled => Some(ev),
         _ => None,
@@ -885,7 +877,7 @@ fn delivered_commands_stall_when_eve_stops_polling() {
     report_apps(&mut s, 0, 0, 0);
     let cmd = accepted(&restart(&mut s, "vision", 1)).command.unwrap();
     report_apps(&mut s, 0, 0, 2);
-    let off = apply(&mut s, Input::Tick, now(10_003));
+    let off = apply(&mut s, Tick, now(10_003));
     assert_eq!(events(&off), vec!["eve_offline", "command_stalled"]);
     let reason = s.commands[&cmd.id].stalled_reason.clone().unwrap();
     assert!(
@@ -897,17 +889,17 @@ fn delivered_commands_stall_when_eve_stops_polling() {
 #[test]
 fn last_seen_is_published_and_persisted_at_most_every_interval_and_survives_a_restart() {
     let mut s = state();
-    let eve_topic = |a: &Applied| a.effects.contains(&Effect::Publish(StateTopic::Eve));
-    let first = eve(&mut s, EveRequest::Signal, 0);
+    let eve_topic = |a: &Applied<()>| a.effects.contains(&Effect::Publish(StateTopic::Eve));
+    let first = eve(&mut s, poll::Signal, 0);
     assert!(eve_topic(&first) && first.effects.contains(&Effect::Persist(Key::Meta)));
-    let soon = eve(&mut s, EveRequest::Signal, 5_000);
+    let soon = eve(&mut s, poll::Signal, 5_000);
     assert!(!eve_topic(&soon) && soon.effects.is_empty(), "rate-limited");
     assert_eq!(
         s.eve.last_seen_ms,
         Some(now(5_000).unix_ms()),
         "kept exact in memory"
     );
-    let later = eve(&mut s, EveRequest::Signal, LAST_SEEN_EVERY_MS);
+    let later = eve(&mut s, poll::Signal, LAST_SEEN_EVERY_MS);
     assert!(eve_topic(&later) && later.effects.contains(&Effect::Persist(Key::Meta)));
     assert_eq!(
         s.meta.eve_last_seen_ms,
@@ -930,8 +922,7 @@ fn an_announced_event_goes_out_and_changes_nothing() {
     let mut s = state();
     let before = s.clone();
     let event = Event::new(EventName::RuleFired, json!({ "rule": "ups" }));
-    let applied = apply(&mut s, Input::Announce(event.clone()), now(1));
-    assert_eq!(applied.reply, Reply::Done);
+    let applied = apply(&mut s, Announce(event.clone()), now(1));
     assert_eq!(applied.effects, vec![Effect::Event(event)]);
     assert_eq!(s, before);
 }

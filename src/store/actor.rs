@@ -12,20 +12,20 @@
 
 use super::disk::{Disk, StoreError};
 use super::fault::Backoff;
-use super::{Change, Clock, Reply};
-use crate::state::{apply, Effect, Event, EventName, Input, Key, State, StateTopic, StoreStatus};
+use super::request::{self, Request};
+use super::{Change, Clock};
+use crate::state::{
+    apply, Announce, Effect, Event, EventName, Key, Origin, State, StateTopic, StoreStatus, Tick,
+};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-pub type ReplyTx = oneshot::Sender<Result<Reply, StoreError>>;
-pub type Request = (Input, Option<ReplyTx>);
 
 const BATCH: usize = 128;
 
@@ -76,7 +76,7 @@ impl Actor {
                     self.reopen();
                     continue;
                 }
-                _ = tick.tick() => batch.push((Input::Tick, None)),
+                _ = tick.tick() => batch.push(request::unanswered(Tick)),
             }
             // Fill the rest of the batch, EVE's requests before intents.
             while batch.len() < BATCH {
@@ -103,13 +103,9 @@ impl Actor {
         }
         let mut keys = BTreeSet::new();
         let mut change = Change::default();
-        let mut replies = Vec::with_capacity(batch.len());
-        // EVE's requests are kept: if the commit fails they are answered again, read-only.
-        let mut kept = Vec::new();
-        for (input, reply_tx) in batch.drain(..) {
-            let eve = matches!(input, Input::Eve(_)).then(|| input.clone());
-            let applied = apply(&mut self.state, input, self.clock.now());
-            for effect in applied.effects {
+        let mut applied = Vec::with_capacity(batch.len());
+        for mut request in batch.drain(..) {
+            for effect in request.apply(&mut self.state, self.clock.now()) {
                 match effect {
                     Effect::Persist(key) => {
                         keys.insert(key);
@@ -123,8 +119,7 @@ impl Actor {
                     }
                 }
             }
-            kept.push((eve, reply_tx));
-            replies.push(applied.reply);
+            applied.push(request);
         }
         if let Err(err) = self.commit(&keys) {
             // Nothing in this batch is acknowledged; memory goes back to what is on disk.
@@ -133,29 +128,22 @@ impl Actor {
             self.rollback();
             self.enter_fault(reason);
             let mut again = Vec::new();
-            for (eve, tx) in kept {
-                match (eve, tx) {
-                    (Some(input), tx) => again.push((input, tx)),
+            for request in applied {
+                match request.origin() {
+                    // EVE's requests are answered again, read-only.
+                    Origin::Eve => again.push(request),
                     // An intent: not acknowledged, whatever `apply` answered.
-                    (None, Some(tx)) => {
-                        let _ = tx.send(Err(self.refusal()));
-                    }
-                    (None, None) => {}
+                    Origin::Operator => request.refuse(self.refusal()),
+                    Origin::Clock | Origin::Outside => {}
                 }
             }
             self.serve_read_only(again.into_iter());
             return;
         }
-        let replies = kept.into_iter().map(|(_, tx)| tx).zip(replies).collect();
-        self.committed(keys, change, replies);
+        self.committed(keys, change, applied);
     }
 
-    fn committed(
-        &mut self,
-        keys: BTreeSet<Key>,
-        change: Change,
-        replies: Vec<(Option<ReplyTx>, Reply)>,
-    ) {
+    fn committed(&mut self, keys: BTreeSet<Key>, change: Change, replies: Vec<Request>) {
         // Snapshot first: whoever gets a reply and then reads sees what was acknowledged.
         if !keys.is_empty() || !change.is_empty() {
             let snapshot = Arc::new(self.state.clone());
@@ -164,10 +152,8 @@ impl Actor {
             }
             self.snapshot_tx.send_replace(snapshot);
         }
-        for (tx, reply) in replies {
-            if let Some(tx) = tx {
-                let _ = tx.send(Ok(reply));
-            }
+        for request in replies {
+            request.answer();
         }
         if !change.is_empty() {
             let _ = self.changes_tx.send(Arc::new(change));
@@ -184,18 +170,15 @@ impl Actor {
     fn serve_read_only(&mut self, batch: impl Iterator<Item = Request>) {
         let mut change = Change::default();
         let mut replies = Vec::new();
-        for (input, tx) in batch {
-            if matches!(input, Input::Intent { .. }) {
-                if let Some(tx) = tx {
-                    let _ = tx.send(Err(self.refusal()));
-                }
+        for mut request in batch {
+            if request.origin() == Origin::Operator {
+                request.refuse(self.refusal());
                 continue;
             }
             // Announced events change nothing: they go out read-only too.
-            let announced = matches!(input, Input::Announce(_));
-            let applied = apply(&mut self.state, input, self.clock.now());
+            let announced = request.origin() == Origin::Outside;
             let mut persisted = false;
-            for effect in applied.effects {
+            for effect in request.apply(&mut self.state, self.clock.now()) {
                 match effect {
                     Effect::Persist(_) => persisted = true,
                     Effect::Event(event) if announced || is_eve_link_event(&event) => {
@@ -210,15 +193,13 @@ impl Actor {
             if persisted {
                 self.rollback();
             }
-            replies.push((tx, applied.reply));
+            replies.push(request);
         }
         if !change.is_empty() {
             self.snapshot_tx.send_replace(Arc::new(self.state.clone()));
         }
-        for (tx, reply) in replies {
-            if let Some(tx) = tx {
-                let _ = tx.send(Ok(reply));
-            }
+        for request in replies {
+            request.answer();
         }
         if !change.is_empty() {
             let _ = self.changes_tx.send(Arc::new(change));
@@ -315,7 +296,7 @@ impl Actor {
     /// The store's own events are inputs like any other: through `apply`, then out the way of
     /// every state event (`B/events` and SSE).
     fn publish_event(&mut self, name: EventName, data: serde_json::Value) {
-        let announce = Input::Announce(Event::new(name, data));
+        let announce = Announce(Event::new(name, data));
         let applied = apply(&mut self.state, announce, self.clock.now());
         let mut change = Change::default();
         for effect in applied.effects {

@@ -5,11 +5,14 @@ mod actor;
 mod disk;
 mod fault;
 mod reports;
+mod request;
 
 pub use disk::{StoreError, DB_FILE};
 pub use fault::{RETRY_FIRST, RETRY_MAX};
 
-use crate::state::{Endpoint, Event, Input, Limits, Reply as StateReply, State, StateTopic};
+use crate::state::{
+    Announce, Endpoint, Event, Input, IntentReply, Limits, Origin, State, StateTopic, Submission,
+};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,8 +20,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
-
-pub type Reply = StateReply;
 
 /// What one batch changed: for telemetry, signal streams and event consumers.
 #[derive(Debug, Clone, Default)]
@@ -111,9 +112,9 @@ impl WriteStats {
 #[derive(Clone)]
 pub struct StoreHandle {
     /// EVE's requests: served before intents.
-    eve_tx: mpsc::Sender<actor::Request>,
+    eve_tx: mpsc::Sender<request::Request>,
     /// Operator intents and everything else; bounded, so a flood waits here, not in memory.
-    inputs_tx: mpsc::Sender<actor::Request>,
+    inputs_tx: mpsc::Sender<request::Request>,
     snapshot_rx: watch::Receiver<Arc<State>>,
     changes_tx: broadcast::Sender<Arc<Change>>,
     pub write_stats: Arc<WriteStats>,
@@ -122,23 +123,23 @@ pub struct StoreHandle {
 impl StoreHandle {
     /// Submits an input and waits until it is applied and durable (or, for EVE's requests
     /// while the store is read-only, answered from what is durable).
-    pub async fn submit(&self, input: Input) -> Result<Reply, StoreError> {
+    pub async fn submit<I: Input>(&self, input: I) -> Result<I::Reply, StoreError> {
         let rx = self.enqueue(input).await?;
         rx.await.map_err(|_| StoreError::ShuttingDown)?
     }
 
     /// Queues an input (in order) and returns where its durable reply will arrive.
-    pub async fn enqueue(
+    pub async fn enqueue<I: Input>(
         &self,
-        input: Input,
-    ) -> Result<oneshot::Receiver<Result<Reply, StoreError>>, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        let queue = match input {
-            Input::Eve(_) => &self.eve_tx,
+        input: I,
+    ) -> Result<oneshot::Receiver<Result<I::Reply, StoreError>>, StoreError> {
+        let (request, rx) = request::with_reply(input);
+        let queue = match I::ORIGIN {
+            Origin::Eve => &self.eve_tx,
             _ => &self.inputs_tx,
         };
         queue
-            .send((input, Some(tx)))
+            .send(request)
             .await
             .map_err(|_| StoreError::ShuttingDown)?;
         Ok(rx)
@@ -151,17 +152,14 @@ impl StoreHandle {
         intent: crate::state::Intent,
         source: String,
     ) -> impl std::future::Future<Output = IntentOutcome> + Send + 'static {
-        let pending = self.enqueue(Input::Intent { intent, source }).await;
+        let pending = self.enqueue(Submission { intent, source }).await;
         async move {
             match pending {
                 Ok(rx) => match rx.await {
-                    Ok(Ok(StateReply::Accepted(acc))) => {
+                    Ok(Ok(IntentReply::Accepted(acc))) => {
                         IntentOutcome::Accepted(serde_json::to_value(acc).unwrap_or_default())
                     }
-                    Ok(Ok(StateReply::Rejected(why))) => IntentOutcome::Rejected(why),
-                    Ok(Ok(other)) => {
-                        IntentOutcome::Failed(format!("internal error: unexpected reply {other:?}"))
-                    }
+                    Ok(Ok(IntentReply::Rejected(why))) => IntentOutcome::Rejected(why),
                     Ok(Err(err)) => IntentOutcome::Failed(format!("not accepted: {err}")),
                     Err(_) => {
                         IntentOutcome::Failed("not accepted: the gateway is shutting down".into())
@@ -176,7 +174,10 @@ impl StoreHandle {
     /// with intents: it goes through `apply` to `B/events` and the SSE stream. Nobody waits for
     /// it; once the store has stopped it is dropped.
     pub async fn event(&self, event: Event) {
-        let _ = self.inputs_tx.send((Input::Announce(event), None)).await;
+        let _ = self
+            .inputs_tx
+            .send(request::unanswered(Announce(event)))
+            .await;
     }
 
     /// Whether the store actor is still running.
@@ -321,7 +322,7 @@ mod tests {
         let token = CancellationToken::new();
         let (store, task) = start(dir.path(), limits(), token.clone()).unwrap();
         let reply = store
-            .submit(Input::Intent {
+            .submit(Submission {
                 intent: Intent::DeviceCommand {
                     action: DeviceAction::Reboot,
                 },
@@ -329,12 +330,12 @@ mod tests {
             })
             .await
             .unwrap();
-        let Reply::Accepted(acc) = reply else {
+        let IntentReply::Accepted(acc) = reply else {
             panic!("{reply:?}")
         };
         let cmd = acc.command.unwrap();
         store
-            .submit(Input::Intent {
+            .submit(Submission {
                 intent: Intent::SetProfile {
                     profile: "night".into(),
                 },
@@ -352,7 +353,7 @@ mod tests {
         assert_eq!(state.meta.desired.profile.name, "night");
         assert_eq!(state.meta.last_timestamp, cmd.timestamp);
         let reply = store
-            .submit(Input::Intent {
+            .submit(Submission {
                 intent: Intent::DeviceCommand {
                     action: DeviceAction::Shutdown,
                 },
@@ -360,7 +361,7 @@ mod tests {
             })
             .await
             .unwrap();
-        let Reply::Accepted(acc) = reply else {
+        let IntentReply::Accepted(acc) = reply else {
             panic!()
         };
         let next = acc.command.unwrap();
@@ -387,8 +388,8 @@ mod tests {
         std::fs::remove_dir(dir.join("lps-bridge.probe")).unwrap();
     }
 
-    fn reboot() -> Input {
-        Input::Intent {
+    fn reboot() -> Submission {
+        Submission {
             intent: Intent::DeviceCommand {
                 action: DeviceAction::Reboot,
             },
@@ -402,7 +403,7 @@ mod tests {
         let token = CancellationToken::new();
         let (store, task) = start(dir.path(), limits(), token.clone()).unwrap();
         store
-            .submit(Input::Intent {
+            .submit(Submission {
                 intent: Intent::SetProfile {
                     profile: "night".into(),
                 },
@@ -429,10 +430,10 @@ mod tests {
         // EVE gets what is on disk; the profile is not marked fetched (that write is dropped).
         for _ in 0..2 {
             let reply = store
-                .submit(Input::Eve(crate::state::EveRequest::LocalProfile))
+                .submit(crate::state::poll::LocalProfile)
                 .await
                 .unwrap();
-            assert_eq!(reply, Reply::Profile("night".into()));
+            assert_eq!(reply, "night");
             assert!(!store.snapshot().meta.desired.profile.fetched);
         }
         let err = store.submit(reboot()).await.unwrap_err();
@@ -462,7 +463,7 @@ mod tests {
         assert!(recovered.data.contains_key("read_only_ms"));
         assert!(store.status().is_writable());
         assert_eq!(store.write_stats.reopens.load(Ordering::Relaxed), 1);
-        let Reply::Accepted(acc) = store.submit(reboot()).await.unwrap() else {
+        let IntentReply::Accepted(acc) = store.submit(reboot()).await.unwrap() else {
             panic!("accepted after healing")
         };
         assert!(acc.command.is_some());
@@ -488,10 +489,10 @@ mod tests {
         let (store, _task) = start(dir.path(), limits(), CancellationToken::new()).unwrap();
         assert!(!store.status().is_writable());
         let reply = store
-            .submit(Input::Eve(crate::state::EveRequest::LocalProfile))
+            .submit(crate::state::poll::LocalProfile)
             .await
             .unwrap();
-        assert_eq!(reply, Reply::Profile(String::new()));
+        assert_eq!(reply, "");
     }
 
     #[tokio::test]
@@ -504,7 +505,7 @@ mod tests {
             pending.push(store.enqueue(reboot()).await.unwrap());
         }
         let eve = store
-            .enqueue(Input::Eve(crate::state::EveRequest::LocalProfile))
+            .enqueue(crate::state::poll::LocalProfile)
             .await
             .unwrap();
         eve.await.unwrap().unwrap();

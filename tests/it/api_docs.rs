@@ -2,11 +2,13 @@
 //! - `docs/openapi.json` documents exactly the router's `ROUTES`, and is what `/api/openapi.json`
 //!   serves;
 //! - `docs/asyncapi.yaml` documents every topic the gateway publishes or subscribes to: checked
-//!   against `Topics` (the code's one place for topic strings), against the event names in the
-//!   source, and against every topic a real gateway publishes while EVE reports and clients send
+//!   against `Topics` (the code's one place for topic strings), against `EventName::ALL`, and
+//!   against every topic a real gateway publishes while EVE reports and clients send
 //!   commands (and every documented topic must show up there too);
 //! - `examples/node-red/lps-bridge-flow.json` is a well-formed flow whose topics and command
 //!   payloads the gateway accepts.
+//! - README.md names every LPS endpoint (`eve::Endpoint::ALL`), event (`EventName::ALL`) and
+//!   command source (`command::Source::ALL`) by its wire name.
 
 use crate::common;
 
@@ -14,12 +16,13 @@ use lps_bridge::telemetry::publish::state_topic_name;
 
 use common::mqtt::Probe;
 use common::*;
-use lps_bridge::command::Target;
+use lps_bridge::command::{Source, Target};
 use lps_bridge::config::Config;
 use lps_bridge::eve::info::ZInfoLocation;
 use lps_bridge::eve::profile::{
     AppBootInfoList, LocalAppInfo, LocalAppInfoList, LocalDevInfo, NetworkInfo, RadioStatus,
 };
+use lps_bridge::eve::Endpoint;
 use lps_bridge::mqtt::topics::{filter_matches, Topics};
 use lps_bridge::state::{EventName, StateTopic};
 use serde_json::{json, Map, Value};
@@ -686,6 +689,37 @@ async fn every_topic_a_running_gateway_uses_is_documented_and_vice_versa() {
         assert_eq!(served.status(), 200);
         assert_eq!(served.text().await.unwrap(), repo_file("docs/openapi.json"));
     }
+}
+
+// -------------------------------------------------------------------------------------- README
+
+#[test]
+fn readme_names_every_endpoint_event_and_source() {
+    let readme = repo_file("README.md");
+    let mut missing = Vec::new();
+    for e in Endpoint::ALL {
+        let (get, post) = (format!("`GET {e}`"), format!("`POST {e}`"));
+        if !readme.contains(&get) && !readme.contains(&post) {
+            missing.push(format!("LPS endpoint {get} or {post}"));
+        }
+    }
+    for e in EventName::ALL {
+        if !readme.contains(&format!("`{e}`")) {
+            missing.push(format!("event `{e}`"));
+        }
+    }
+    for s in Source::ALL {
+        // A named kind as the README writes it: `rule:<name>`.
+        let wire = match s {
+            Source::Rule(_) => Source::Rule("<name>".into()),
+            Source::Schedule(_) => Source::Schedule("<name>".into()),
+            other => other.clone(),
+        };
+        if !readme.contains(&format!("`{wire}`")) {
+            missing.push(format!("command source `{wire}`"));
+        }
+    }
+    assert!(missing.is_empty(), "README.md does not name: {missing:#?}");
 }
 
 // ------------------------------------------------------------------------------------ Node-RED

@@ -31,7 +31,7 @@ impl Session {
     }
 
     pub fn trigger(&self, ep: Endpoint) -> &Notify {
-        &self.triggers[ep.index()]
+        &self.triggers[ep as usize]
     }
 }
 

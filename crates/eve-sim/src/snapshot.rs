@@ -8,72 +8,8 @@ use eve_proto::common::BootOrder;
 use eve_proto::info::{BootReason, ZDeviceState, ZSwState};
 use eve_proto::profile::{BootOrderSource, NetworkPortConfig, NetworkPortStatus};
 
-/// The LPS endpoints EVE talks to.
-/// Serialized as the last segment of its path (`appinfo`, `local_profile`, ...).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub enum Endpoint {
-    #[serde(rename = "local_profile")]
-    LocalProfile,
-    #[serde(rename = "radio")]
-    Radio,
-    #[serde(rename = "appinfo")]
-    AppInfo,
-    #[serde(rename = "appbootinfo")]
-    AppBootInfo,
-    #[serde(rename = "devinfo")]
-    DevInfo,
-    #[serde(rename = "network")]
-    Network,
-    #[serde(rename = "location")]
-    Location,
-    #[serde(rename = "signal")]
-    Signal,
-}
-
-impl Endpoint {
-    pub const ALL: [Endpoint; 8] = [
-        Endpoint::LocalProfile,
-        Endpoint::Radio,
-        Endpoint::AppInfo,
-        Endpoint::AppBootInfo,
-        Endpoint::DevInfo,
-        Endpoint::Network,
-        Endpoint::Location,
-        Endpoint::Signal,
-    ];
-
-    /// The path under the LPS base URL.
-    pub fn path(self) -> &'static str {
-        match self {
-            Endpoint::LocalProfile => "/api/v1/local_profile",
-            Endpoint::Radio => "/api/v1/radio",
-            Endpoint::AppInfo => "/api/v1/appinfo",
-            Endpoint::AppBootInfo => "/api/v1/appbootinfo",
-            Endpoint::DevInfo => "/api/v1/devinfo",
-            Endpoint::Network => "/api/v1/network",
-            Endpoint::Location => "/api/v1/location",
-            Endpoint::Signal => "/api/v1/signal",
-        }
-    }
-
-    /// Short name used in snapshots and logs.
-    pub fn name(self) -> &'static str {
-        match self {
-            Endpoint::LocalProfile => "local_profile",
-            Endpoint::Radio => "radio",
-            Endpoint::AppInfo => "appinfo",
-            Endpoint::AppBootInfo => "appbootinfo",
-            Endpoint::DevInfo => "devinfo",
-            Endpoint::Network => "network",
-            Endpoint::Location => "location",
-            Endpoint::Signal => "signal",
-        }
-    }
-
-    pub(crate) fn index(self) -> usize {
-        self as usize
-    }
-}
+/// The LPS endpoints EVE talks to (serialized by wire name: `appinfo`, `local_profile`, ...).
+pub use eve_proto::Endpoint;
 
 /// Everything the simulator shows about itself.
 #[derive(Clone, Debug, Serialize)]

@@ -1,13 +1,13 @@
 //! The gateway's store from the inside: intents submitted directly, and the state read back.
 
 use super::TestGateway;
-use lps_bridge::state::{DeviceAction, Input, Intent};
+use lps_bridge::state::{DeviceAction, Intent, Submission};
 
 /// Submits `intent` to the store (source `test`) and waits until it is applied.
 pub async fn intent(gw: &TestGateway, intent: Intent) {
     gw.running()
         .store
-        .submit(Input::Intent {
+        .submit(Submission {
             intent,
             source: "test".into(),
         })
