@@ -9,6 +9,16 @@ use std::net::SocketAddr;
 pub enum ConfigError {
     #[error("cannot read config file {0}: {1}")]
     Read(String, String),
+    /// A `rule_files` entry that cannot be read: as listed, resolved, and what it is relative to.
+    #[error("cannot read rule file {listed} (rule_files are relative to the config file's directory {base}): {resolved}: {reason}")]
+    RuleFile {
+        listed: String,
+        base: String,
+        resolved: String,
+        reason: String,
+    },
+    #[error("environment variable {var}: {reason}")]
+    Env { var: String, reason: String },
     #[error("config: {0}")]
     Parse(String),
     #[error("config key {key}: {reason}")]
