@@ -15,6 +15,10 @@ const ALIASES: [(&str, &[&str]); 2] = [
     (super::ENV_MQTT_PASSWORD, &["mqtt", "external", "password"]),
 ];
 
+/// Our variables that are no config key: the reliability suite's binary path
+/// (examples/reliability), inherited by the gateway it starts.
+const NOT_CONFIG: [&str; 1] = ["LPS_BRIDGE_BIN"];
+
 /// A field name no config table has, to make serde list the ones it has.
 const PROBE: &str = "lps_bridge_probe";
 
@@ -41,7 +45,7 @@ pub fn ours(
     let mut found = Vec::new();
     for (name, value) in vars {
         let shown = name.to_string_lossy().into_owned();
-        if !shown.starts_with(PREFIX) {
+        if !shown.starts_with(PREFIX) || NOT_CONFIG.contains(&shown.as_str()) {
             continue;
         }
         let (Ok(name), Ok(value)) = (name.into_string(), value.into_string()) else {
@@ -441,6 +445,7 @@ mod tests {
         let got = ours([
             (OsString::from("PATH"), OsString::from("/bin")),
             (OsString::from("LPS_BRIDGE_STORE_DIR"), OsString::from("/d")),
+            (OsString::from("LPS_BRIDGE_BIN"), OsString::from("/bin/x")),
         ])
         .unwrap();
         assert_eq!(got, vars(&[("LPS_BRIDGE_STORE_DIR", "/d")]));
