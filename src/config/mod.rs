@@ -1,7 +1,10 @@
-//! The one TOML config file: typed sections, defaults, environment overrides for secrets, and
-//! validation into errors that name the key. No other module reads the environment.
+//! The one TOML config file: typed sections, defaults, overrides from the environment (every
+//! key, see `env`), and validation into errors that name the key. No other module reads the
+//! environment.
 
+pub mod env;
 mod plant;
+mod show;
 mod sparkplug;
 mod validate;
 
@@ -16,6 +19,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use env::FromEnv;
 pub use validate::ConfigError;
 
 /// Environment variable that overrides `lps.server_token`.
@@ -206,6 +210,26 @@ pub struct Settings {
     pub operator_listen: Option<SocketAddr>,
 }
 
+/// The config file's text; a missing file is said so, with the directory it was looked for in.
+fn read_config_file(p: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(p).map_err(|e| {
+        let reason = if e.kind() == std::io::ErrorKind::NotFound {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            match std::path::absolute(p) {
+                Ok(abs) if p.is_relative() => format!(
+                    "no such file ({}, relative to the working directory {})",
+                    abs.display(),
+                    cwd.display()
+                ),
+                _ => "no such file".to_string(),
+            }
+        } else {
+            e.to_string()
+        };
+        ConfigError::Read(p.display().to_string(), reason)
+    })
+}
+
 impl Config {
     /// Parses TOML text; unknown keys are errors that name the key.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
@@ -214,36 +238,68 @@ impl Config {
 
     /// Loads a file (and its `rule_files`), or the built-in defaults when `path` is `None`.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        let Some(p) = path else {
-            return Ok(Config::default());
-        };
-        let read = |p: &Path| {
-            std::fs::read_to_string(p)
-                .map_err(|e| ConfigError::Read(p.display().to_string(), e.to_string()))
-        };
-        let mut config = Config::from_toml(&read(p)?)?;
-        let base = p.parent().unwrap_or(Path::new("."));
-        for file in config.rule_files.clone() {
-            let file = base.join(file);
-            let extra: RuleFile = toml::from_str(&read(&file)?)
-                .map_err(|e| ConfigError::Parse(format!("{}: {e}", file.display())))?;
-            config.rules.extend(extra.rules);
-        }
-        Ok(config)
+        Config::load_with_env(path, &[]).map(|(config, _)| config)
     }
 
-    /// Applies environment overrides for secrets; `lookup` is `std::env::var` outside tests.
+    /// Loads a file (or the built-in defaults), applies `vars` (our environment variables, from
+    /// [`env::ours`]) over it, then reads `rule_files` (which the environment may set too).
+    /// Returns what came from the environment, for `print-config`.
+    pub fn load_with_env(
+        path: Option<&Path>,
+        vars: &[(String, String)],
+    ) -> Result<(Config, Vec<FromEnv>), ConfigError> {
+        Config::load_layered(path, Config::default(), vars)
+    }
+
+    /// [`Config::load_with_env`] with other defaults for when there is no file (the demo's).
+    pub fn load_layered(
+        path: Option<&Path>,
+        defaults: Config,
+        vars: &[(String, String)],
+    ) -> Result<(Config, Vec<FromEnv>), ConfigError> {
+        let config = match path {
+            Some(p) => Config::from_toml(&read_config_file(p)?)?,
+            None => defaults,
+        };
+        let (mut config, from_env) = env::apply(config, vars)?;
+        config.read_rule_files(path)?;
+        Ok((config, from_env))
+    }
+
+    /// Appends the `[[rules]]` of each `rule_files` entry, relative to the config file's
+    /// directory (the working directory when there is no file).
+    fn read_rule_files(&mut self, config_file: Option<&Path>) -> Result<(), ConfigError> {
+        let dir = config_file
+            .and_then(Path::parent)
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let base = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+        for listed in self.rule_files.clone() {
+            let resolved = base.join(&listed);
+            let failed = |reason: String| ConfigError::RuleFile {
+                listed: listed.display().to_string(),
+                base: base.display().to_string(),
+                resolved: resolved.display().to_string(),
+                reason,
+            };
+            let text = std::fs::read_to_string(&resolved).map_err(|e| failed(e.to_string()))?;
+            let extra: RuleFile = toml::from_str(&text)
+                .map_err(|e| ConfigError::Parse(format!("{}: {e}", resolved.display())))?;
+            self.rules.extend(extra.rules);
+        }
+        Ok(())
+    }
+
+    /// Applies the environment variables `lookup` gives for the secrets
+    /// (`LPS_BRIDGE_SERVER_TOKEN`, `_OPERATOR_TOKEN`, `_MQTT_PASSWORD`) to a loaded config.
     pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) {
-        if let Some(token) = lookup(ENV_SERVER_TOKEN) {
-            self.lps.server_token = token;
-        }
-        if let Some(token) = lookup(ENV_OPERATOR_TOKEN) {
-            self.operator.token = token;
-        }
-        if let (Some(external), Some(password)) =
-            (&mut self.mqtt.external, lookup(ENV_MQTT_PASSWORD))
-        {
-            external.password = Some(password);
+        let vars: Vec<(String, String)> = [ENV_MQTT_PASSWORD, ENV_OPERATOR_TOKEN, ENV_SERVER_TOKEN]
+            .into_iter()
+            .filter_map(|k| lookup(k).map(|v| (k.to_string(), v)))
+            .collect();
+        // Text into text keys: nothing here can fail to fit.
+        if let Ok((config, _)) = env::apply(self.clone(), &vars) {
+            *self = config;
         }
     }
 

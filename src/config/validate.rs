@@ -10,6 +10,16 @@ use std::net::SocketAddr;
 pub enum ConfigError {
     #[error("cannot read config file {0}: {1}")]
     Read(String, String),
+    /// A `rule_files` entry that cannot be read: as listed, resolved, and what it is relative to.
+    #[error("cannot read rule file {listed} (rule_files are relative to the config file's directory {base}): {resolved}: {reason}")]
+    RuleFile {
+        listed: String,
+        base: String,
+        resolved: String,
+        reason: String,
+    },
+    #[error("environment variable {var}: {reason}")]
+    Env { var: String, reason: String },
     #[error("config: {0}")]
     Parse(String),
     #[error("config key {key}: {reason}")]
@@ -23,13 +33,49 @@ fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// A listen address: `IP:PORT`, or `HOST:PORT` with a host name resolved now (the first IPv4
+/// address it has, else the first address), so start-up binds exactly what was checked.
 fn address(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
-    value.parse().map_err(|_| {
-        invalid(
+    if let Ok(addr) = value.parse() {
+        return Ok(addr);
+    }
+    let example = match key {
+        "lps.listen" => "0.0.0.0:8888",
+        "operator.listen" => "127.0.0.1:8080",
+        "mqtt.tls.listen" => "0.0.0.0:8883",
+        _ => "0.0.0.0:1883",
+    };
+    let Some((host, port)) = value.rsplit_once(':') else {
+        return Err(invalid(
             key,
-            format!("'{value}' is not a socket address; expected IP:PORT such as 0.0.0.0:1883"),
-        )
-    })
+            format!("'{value}' is not a listen address; expected IP:PORT or HOST:PORT such as {example}"),
+        ));
+    };
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(invalid(
+            key,
+            format!("'{value}' is not a listen address; expected IP:PORT or HOST:PORT such as {example}"),
+        ));
+    }
+    let resolved: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(value)
+        .map_err(|e| {
+            invalid(
+                key,
+                format!("host '{host}' in '{value}' does not resolve: {e}"),
+            )
+        })?
+        .collect();
+    resolved
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(resolved.first())
+        .copied()
+        .ok_or_else(|| {
+            invalid(
+                key,
+                format!("host '{host}' in '{value}' resolves to no address"),
+            )
+        })
 }
 
 fn optional_address(key: &'static str, value: &str) -> Result<Option<SocketAddr>, ConfigError> {
@@ -198,6 +244,26 @@ mod tests {
         let err = c.validate().unwrap_err().to_string();
         assert!(
             err.contains("mqtt.listen") && err.contains("localhost"),
+            "{err}"
+        );
+        // Each key's example is its own port.
+        let c = Config::from_toml("[lps]\nlisten = \"8888\"\n").unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("such as 0.0.0.0:8888"), "{err}");
+    }
+
+    #[test]
+    fn host_names_resolve_and_an_unknown_host_is_named() {
+        let c = Config::from_toml("[mqtt]\nlisten = \"localhost:1883\"\n").unwrap();
+        let s = c.validate().unwrap();
+        assert!(s.mqtt_listen.unwrap().ip().is_loopback());
+        assert_eq!(s.mqtt_listen.unwrap().port(), 1883);
+        let c = Config::from_toml("[lps]\nlisten = \"no-such-host.invalid:8888\"\n").unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("lps.listen")
+                && err.contains("'no-such-host.invalid'")
+                && err.contains("does not resolve"),
             "{err}"
         );
     }

@@ -26,6 +26,39 @@ pub async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "no such path; see /api/openapi.json")
 }
 
+/// A known path with another method: say which methods it takes (axum adds the `Allow` header).
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let path = uri.path();
+    // `{param}` in a route matches one path segment.
+    let matches = |route: &str| {
+        let (r, p): (Vec<&str>, Vec<&str>) =
+            (route.split('/').collect(), path.split('/').collect());
+        r.len() == p.len()
+            && r.iter()
+                .zip(&p)
+                .all(|(r, p)| r == p || (r.starts_with('{') && !p.is_empty()))
+    };
+    let mut allowed: Vec<String> = Vec::new();
+    for (m, route) in super::ROUTES {
+        let m = m.to_ascii_uppercase();
+        if matches(route) && !allowed.contains(&m) {
+            allowed.push(m);
+        }
+    }
+    if allowed.iter().any(|m| m == "GET") {
+        allowed.push("HEAD".into());
+    }
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(json!({
+            "status": "error",
+            "error": format!("{method} is not allowed on {path}; use {}", allowed.join(" or ")),
+            "allowed": allowed,
+        })),
+    )
+        .into_response()
+}
+
 pub async fn get_state(State(s): State<OperatorState>) -> Json<Value> {
     Json(views::full(&s.store.snapshot()))
 }

@@ -87,6 +87,7 @@ pub fn router(state: OperatorState) -> Router {
         .merge(writes)
         .merge(open)
         .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
         .with_state(state)
 }
 

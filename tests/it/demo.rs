@@ -153,3 +153,133 @@ async fn two_demos_without_a_data_dir_run_at_once() {
     // Scratch directories are the demo's own: gone once it stopped.
     assert!(!a.exists() && !b.exists(), "{a:?} {b:?}");
 }
+
+/// A demo on free ports with `base_topic` and `token` from its config file and `args` added,
+/// read up to the end of its banner. Returns the child, the banner and the operator API's URL.
+async fn demo_with_banner(
+    dir: &std::path::Path,
+    args: &[&str],
+) -> (std::process::Child, String, String, u16) {
+    let (lps, mqtt, operator) = (free_port(), free_port(), free_port());
+    let config = dir.join(format!("banner-{operator}.toml"));
+    std::fs::write(
+        &config,
+        format!("[lps]\nlisten = \"127.0.0.1:{lps}\"\nserver_token = \"plant-token\"\n[mqtt]\nlisten = \"127.0.0.1:{mqtt}\"\nbase_topic = \"plant/hall1\"\n[operator]\nlisten = \"127.0.0.1:{operator}\"\n"),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lps-bridge"))
+        .args(["demo", "--speed", "20", "--config"])
+        .arg(&config)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let banner = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut banner = String::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            banner.push_str(&line);
+            banner.push('\n');
+            if line.contains("Ctrl-C stops it.") {
+                break;
+            }
+        }
+        banner
+    })
+    .await
+    .unwrap();
+    let base = format!("http://127.0.0.1:{operator}");
+    demo_online(&base).await;
+    (child, banner, base, mqtt)
+}
+
+fn sigterm(child: &mut std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success());
+}
+
+async fn commands(base: &str) -> usize {
+    let body = reqwest::get(format!("{base}/api/commands"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    serde_json::from_slice::<serde_json::Value>(&body)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+#[tokio::test]
+async fn demo_banner_prints_what_is_configured_and_each_demo_starts_fresh() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let data_arg = data.display().to_string();
+    let (mut child, banner, base, mqtt) =
+        demo_with_banner(tmp.path(), &["--data-dir", &data_arg]).await;
+    assert!(
+        banner.contains(&format!("127.0.0.1:{mqtt}   (base topic plant/hall1)")),
+        "{banner}"
+    );
+    assert!(banner.contains("(token plant-token)"), "{banner}");
+    assert!(
+        banner.contains(&format!(
+            "mosquitto_sub -h 127.0.0.1 -p {mqtt} -t 'plant/hall1/#' -v"
+        )),
+        "{banner}"
+    );
+    assert!(
+        banner.contains(&format!(
+            "mosquitto_pub -h 127.0.0.1 -p {mqtt} -t plant/hall1/profile/set -m night"
+        )),
+        "{banner}"
+    );
+    assert!(
+        !banner.contains("lps/edge") && !banner.contains("demo-token"),
+        "{banner}"
+    );
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/api/apps/vision"))
+        .header("content-type", "application/json")
+        .body(r#"{"command":"restart"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    assert!(commands(&base).await >= 1);
+    sigterm(&mut child);
+
+    // The same data directory again: the earlier demo's commands are gone ...
+    let (mut child, banner, base, _) =
+        demo_with_banner(tmp.path(), &["--data-dir", &data_arg]).await;
+    assert!(banner.contains("started fresh"), "{banner}");
+    assert_eq!(commands(&base).await, 0);
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/api/apps/historian"))
+        .header("content-type", "application/json")
+        .body(r#"{"command":"restart"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    sigterm(&mut child);
+
+    // ... unless asked to keep them.
+    let (mut child, banner, base, _) =
+        demo_with_banner(tmp.path(), &["--data-dir", &data_arg, "--keep-data"]).await;
+    assert!(banner.contains("--keep-data"), "{banner}");
+    assert!(
+        commands(&base).await >= 1,
+        "kept the earlier demo's command"
+    );
+    sigterm(&mut child);
+}

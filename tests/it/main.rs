@@ -22,6 +22,7 @@ mod fuzz_regressions;
 mod hostile_input;
 mod last_seen;
 mod lps_contract;
+mod method_not_allowed;
 mod module_graph;
 mod mqtt_backlog;
 mod mqtt_contract;
