@@ -104,9 +104,11 @@ fn start_fresh(dir: &Path) -> anyhow::Result<bool> {
     }
 }
 
-/// Runs the gateway and the simulated node until `signal`.
+/// Runs the gateway (`prepared`: the demo's config, checked once by the caller) and the simulated
+/// node until `signal`.
 pub async fn run(
     demo: Demo,
+    prepared: crate::app::Prepared,
     speed: f64,
     signal: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
@@ -125,8 +127,7 @@ pub async fn run(
         cleared,
         kept: demo.keep_data,
     };
-    let settings = crate::app::prepare(config)?;
-    let running = crate::app::start(settings).await?;
+    let running = crate::app::start(prepared).await?;
     let mut opts = SimOptions::new(format!("http://{}", running.lps_addr), banner.token.clone());
     opts.apps = AppSpec::parse_list(DEMO_APPS).map_err(anyhow::Error::msg)?;
     opts.speed = speed;

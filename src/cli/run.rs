@@ -48,12 +48,12 @@ pub fn demo(
         eprintln!("{WHO}: --speed must be a positive number");
         return ExitCode::from(load::EXIT_CONFIG);
     }
-    let demo = match demo_config(config, data_dir, keep_data) {
-        Ok(demo) => demo,
+    let (demo, prepared) = match demo_config(config, data_dir, keep_data) {
+        Ok(ready) => ready,
         Err(refused) => return refused.exit(WHO),
     };
     let signal = lps_bridge::app::shutdown_signal();
-    match runtime().block_on(lps_bridge::demo::run(demo, speed, signal)) {
+    match runtime().block_on(lps_bridge::demo::run(demo, prepared, speed, signal)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => load::failed(WHO, &e),
     }
@@ -66,7 +66,7 @@ fn demo_config(
     config: &ConfigArg,
     data_dir: Option<PathBuf>,
     keep_data: bool,
-) -> Result<lps_bridge::demo::Demo, Refused> {
+) -> Result<(lps_bridge::demo::Demo, lps_bridge::app::Prepared), Refused> {
     use lps_bridge::config::{env, Config};
     let path = config.path();
     let vars = env::ours(std::env::vars_os())?;
@@ -76,6 +76,6 @@ fn demo_config(
         || from_env.iter().any(|f| f.key() == "store.dir");
     let data_dir = data_dir.or_else(|| chosen.then(|| base.store.dir.clone()));
     let demo = lps_bridge::demo::Demo::new(base, data_dir, keep_data);
-    lps_bridge::app::prepare(demo.config.clone())?;
-    Ok(demo)
+    let prepared = lps_bridge::app::prepare(demo.config.clone())?;
+    Ok((demo, prepared))
 }
