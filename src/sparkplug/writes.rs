@@ -56,9 +56,10 @@ pub async fn submit(store: &StoreHandle, topic: String, metric: String, intent: 
             IntentOutcome::Accepted(reply) => {
                 tracing::info!(%topic, %metric, reply = %reply, "Sparkplug write accepted");
             }
-            IntentOutcome::Rejected(why) | IntentOutcome::Failed(why) => {
-                refused(&store, &topic, &metric, &why);
+            IntentOutcome::Rejected(refusal) => {
+                refused(&store, &topic, &metric, &refusal.to_string());
             }
+            IntentOutcome::Failed(why) => refused(&store, &topic, &metric, &why),
         }
     });
 }

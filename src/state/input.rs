@@ -130,8 +130,8 @@ pub struct AppCommandOut {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
     Accepted(Accepted),
-    /// The intent was refused; the text says what was wrong and what would be right.
-    Rejected(String),
+    /// The intent was refused and changed nothing.
+    Rejected(super::Refusal),
     Profile(String),
     /// `None` = 204.
     Radio(Option<bool>),

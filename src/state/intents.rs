@@ -7,6 +7,7 @@ use super::model::{
     AppAction, AppTarget, BootChoice, BootEntry, Command, CommandId, CommandKind, DeviceAction,
     Lifecycle, NetworkPort, Now, Outcome, Serve,
 };
+use super::refusal::Refusal;
 use super::resolve::{resolve_app, Resolved};
 use serde_json::json;
 
@@ -31,7 +32,7 @@ impl State {
         }
     }
 
-    fn resolve(&self, app: &str) -> Result<Resolved, String> {
+    fn resolve(&self, app: &str) -> Result<Resolved, Refusal> {
         resolve_app(app, self.reports.apps.as_deref())
     }
 
@@ -102,7 +103,7 @@ impl State {
         source: &str,
         now: Now,
         fx: &mut Fx,
-    ) -> Result<Accepted, String> {
+    ) -> Result<Accepted, Refusal> {
         let Resolved { target, note } = self.resolve(app)?;
         let note = note.or_else(|| self.halted_note(&target, action));
         // EVE keeps one command per app: a new one replaces the old.
@@ -160,7 +161,7 @@ impl State {
         })
     }
 
-    fn cancel_app(&mut self, app: &str, now: Now, fx: &mut Fx) -> Result<Accepted, String> {
+    fn cancel_app(&mut self, app: &str, now: Now, fx: &mut Fx) -> Result<Accepted, Refusal> {
         // A command sent before EVE's first report may be keyed by name; try both forms.
         let key = match self.resolve(app) {
             Ok(r) => r.target.key(),
@@ -177,8 +178,8 @@ impl State {
                     .key(),
                 )
             })
-            .ok_or_else(|| {
-                format!("no command for app '{app}' is waiting for EVE; nothing to cancel")
+            .ok_or_else(|| Refusal::NothingToCancelApp {
+                app: app.to_string(),
             })?;
         let cancelled = self.cancelled_ref(id).into_iter().collect();
         self.finish(id, Lifecycle::Cancelled, now, fx);
@@ -194,18 +195,12 @@ impl State {
         id: Option<CommandId>,
         now: Now,
         fx: &mut Fx,
-    ) -> Result<Accepted, String> {
+    ) -> Result<Accepted, Refusal> {
         let open: Vec<CommandId> = self.open_device_commands().map(|c| c.id).collect();
         let targets = match id {
             Some(id) if open.contains(&id) => vec![id],
-            Some(id) => {
-                return Err(format!(
-                    "device command {id} is not waiting for EVE; open device commands: {open:?}"
-                ))
-            }
-            None if open.is_empty() => {
-                return Err("no device command is waiting for EVE; nothing to cancel".into())
-            }
+            Some(id) => return Err(Refusal::DeviceCommandNotOpen { id, open }),
+            None if open.is_empty() => return Err(Refusal::NothingToCancelDevice),
             None => open,
         };
         let cancelled: Vec<CancelledRef> = targets
@@ -228,7 +223,7 @@ impl State {
         choice: BootChoice,
         source: &str,
         fx: &mut Fx,
-    ) -> Result<Accepted, String> {
+    ) -> Result<Accepted, Refusal> {
         let Resolved { target, note } = self.resolve(app)?;
         let boot = &mut self.meta.desired.boot;
         let key = target.key();

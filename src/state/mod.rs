@@ -15,6 +15,7 @@ pub mod level;
 pub mod machine;
 pub mod model;
 mod pending;
+pub mod refusal;
 mod reports;
 pub mod resolve;
 pub mod settle;
@@ -27,5 +28,6 @@ pub use input::{Accepted, AppCommandOut, CommandRef, EveRequest, Input, Intent, 
 pub use machine::{apply, Applied, Limits, Meta, State, LAST_SEEN_EVERY_MS};
 pub use model::*;
 pub use pending::pending_endpoints;
+pub use refusal::Refusal;
 pub use reports::boot_order_name;
 pub use stall::{STALL_AFTER_DELIVERIES, STALL_MIN_SPAN_MS};

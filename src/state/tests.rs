@@ -69,7 +69,7 @@ fn accepted(a: &Applied) -> &Accepted {
     }
 }
 
-fn rejected(a: &Applied) -> &str {
+fn rejected(a: &Applied) -> &Refusal {
     match &a.reply {
         Reply::Rejected(why) => why,
         other => panic!("expected rejected, got {other:?}"),
@@ -187,11 +187,16 @@ fn commands_for_different_apps_are_served_together() {
 fn unknown_and_ambiguous_apps_are_errors_listing_known_apps() {
     let mut s = state();
     report_apps(&mut s, 0, 0, 0);
-    let why = rejected(&restart(&mut s, "visoin", 1)).to_string();
-    assert!(
-        why.contains("unknown app 'visoin'") && why.contains("vision") && why.contains(LOGGER),
-        "{why}"
-    );
+    match rejected(&restart(&mut s, "visoin", 1)) {
+        Refusal::UnknownApp { app, known, more } => {
+            assert_eq!((app.as_str(), *more), ("visoin", 0));
+            assert_eq!(
+                known,
+                &vec![format!("vision ({VISION})"), format!("logger ({LOGGER})")]
+            );
+        }
+        other => panic!("{other:?}"),
+    }
     eve(
         &mut s,
         EveRequest::AppInfo {
@@ -199,10 +204,13 @@ fn unknown_and_ambiguous_apps_are_errors_listing_known_apps() {
         },
         2,
     );
-    let why = rejected(&restart(&mut s, "cam", 3)).to_string();
-    assert!(
-        why.contains("ambiguous") && why.contains(DUP1) && why.contains(DUP2),
-        "{why}"
+    assert_eq!(
+        rejected(&restart(&mut s, "cam", 3)),
+        &Refusal::AmbiguousApp {
+            app: "cam".into(),
+            count: 2,
+            ids: vec![DUP1.into(), DUP2.into()]
+        }
     );
     assert!(
         accepted(&restart(&mut s, DUP2, 4)).command.is_some(),
@@ -349,9 +357,9 @@ fn cancel_all_device_commands_and_errors_when_nothing_open() {
     assert_eq!(acc.cancelled.len(), 2);
     assert!(acc.cancelled.iter().all(|c| !c.may_have_been_received));
     assert_eq!(devinfo(&mut s, 0, 4), None);
-    assert!(
-        rejected(&intent(&mut s, Intent::CancelDevice { id: None }, 5))
-            .contains("nothing to cancel")
+    assert_eq!(
+        rejected(&intent(&mut s, Intent::CancelDevice { id: None }, 5)),
+        &Refusal::NothingToCancelDevice
     );
 }
 
@@ -369,15 +377,18 @@ fn cancelled_app_command_is_no_longer_served() {
     );
     assert!(!accepted(&c).cancelled[0].may_have_been_received);
     assert!(app_cmds(&report_apps(&mut s, 0, 0, 3)).is_empty());
-    let why = rejected(&intent(
-        &mut s,
-        Intent::CancelApp {
-            app: "vision".into(),
-        },
-        4,
-    ))
-    .to_string();
-    assert!(why.contains("nothing to cancel"), "{why}");
+    assert_eq!(
+        rejected(&intent(
+            &mut s,
+            Intent::CancelApp {
+                app: "vision".into(),
+            },
+            4,
+        )),
+        &Refusal::NothingToCancelApp {
+            app: "vision".into()
+        }
+    );
 }
 
 #[test]
