@@ -87,6 +87,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                 .filter_map(|p| p.apps.clone().map(|apps| (p.name.clone(), apps)))
                 .collect(),
         ),
+        profiles: config.profiles.iter().map(|p| p.name.clone()).collect(),
     };
     let (store, store_task) = store::start(&config.store.dir, limits, store_stop.clone())
         .with_context(|| format!("cannot open the store in {}", config.store.dir.display()))?;

@@ -86,7 +86,8 @@ mod tests {
         assert_eq!(
             to_intent(None, "Profile/Desired", &Written::Text("night".into())),
             Ok(Intent::SetProfile {
-                profile: "night".into()
+                profile: "night".into(),
+                force: false,
             })
         );
         assert!(matches!(

@@ -12,6 +12,8 @@ use serde_json::Value;
 pub enum Intent {
     SetProfile {
         profile: String,
+        /// Take a name outside `[[profiles]]` (one only the controller knows).
+        force: bool,
     },
     AppCommand {
         app: String,

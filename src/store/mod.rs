@@ -337,6 +337,7 @@ mod tests {
             .submit(Input::Intent {
                 intent: Intent::SetProfile {
                     profile: "night".into(),
+                    force: false,
                 },
                 source: "t".into(),
             })
@@ -405,6 +406,7 @@ mod tests {
             .submit(Input::Intent {
                 intent: Intent::SetProfile {
                     profile: "night".into(),
+                    force: false,
                 },
                 source: "t".into(),
             })
