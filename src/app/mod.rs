@@ -118,6 +118,7 @@ fn open_store(
                 .filter_map(|p| p.apps.clone().map(|apps| (p.name.clone(), apps)))
                 .collect(),
         ),
+        profiles: config.profiles.iter().map(|p| p.name.clone()).collect(),
     };
     store::start(&config.store.dir, limits, stop)
         .with_context(|| format!("cannot open the store in {}", config.store.dir.display()))

@@ -18,6 +18,8 @@ mod port;
 mod reply;
 mod source;
 
+/// Why an intent was refused (the state machine decides; every way in words it the same).
+pub use crate::state::Refusal;
 pub use parse::{
     check_profile, example, parse, Parsed, MAX_APP_REF_BYTES, MAX_COMMAND_BYTES, MAX_PORTS,
     MAX_PORT_LABEL_BYTES, MAX_PORT_TEXT_BYTES, MAX_PROFILE_BYTES,

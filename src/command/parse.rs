@@ -47,9 +47,9 @@ pub fn check_profile(profile: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn set_profile(profile: String) -> Result<Intent, String> {
+fn set_profile(profile: String, force: bool) -> Result<Intent, String> {
     check_profile(&profile)?;
-    Ok(Intent::SetProfile { profile })
+    Ok(Intent::SetProfile { profile, force })
 }
 
 /// A parsed command: the intent (or why not) and the caller's transaction to echo.
@@ -78,7 +78,7 @@ pub fn parse(target: &Target, payload: &[u8]) -> Parsed {
     if let Target::Profile = topic {
         if !text.starts_with('{') && !text.starts_with('"') {
             return Parsed {
-                intent: set_profile(text.to_string()),
+                intent: set_profile(text.to_string(), false),
                 transaction: None,
             };
         }
@@ -94,7 +94,7 @@ pub fn parse(target: &Target, payload: &[u8]) -> Parsed {
     };
     if let (Target::Profile, Value::String(profile)) = (topic, &value) {
         return Parsed {
-            intent: set_profile(profile.clone()),
+            intent: set_profile(profile.clone(), false),
             transaction: None,
         };
     }
@@ -163,8 +163,13 @@ fn cancel_requested(obj: &Map<String, Value>) -> Result<bool, String> {
 }
 
 fn profile(obj: &Map<String, Value>) -> Result<Intent, String> {
-    only_keys(obj, &["profile"])?;
-    set_profile(string_field(obj, "profile")?.to_string())
+    only_keys(obj, &["profile", "force"])?;
+    let force = match obj.get("force") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => return Err(format!("'force' must be true or false, got {other}")),
+    };
+    set_profile(string_field(obj, "profile")?.to_string(), force)
 }
 
 fn app_command(app: &str, obj: &Map<String, Value>) -> Result<Intent, String> {
@@ -336,7 +341,8 @@ mod tests {
             assert_eq!(
                 p(Target::Profile, payload).intent,
                 Ok(Intent::SetProfile {
-                    profile: "night".into()
+                    profile: "night".into(),
+                    force: false,
                 }),
                 "{payload}"
             );
@@ -344,7 +350,8 @@ mod tests {
         assert_eq!(
             p(Target::Profile, r#"{"profile":""}"#).intent,
             Ok(Intent::SetProfile {
-                profile: String::new()
+                profile: String::new(),
+                force: false,
             })
         );
     }

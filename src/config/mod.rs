@@ -39,7 +39,7 @@ pub struct Config {
     pub store: StoreConfig,
     /// The Sparkplug B edge node (off by default).
     pub sparkplug: SparkplugConfig,
-    /// Named profiles offered to operators (free text is accepted too).
+    /// Named profiles offered to operators; when any are set, a profile intent must name one (or force).
     pub profiles: Vec<ProfileEntry>,
     /// Bridge rules (see `bridge-config/`).
     pub rules: Vec<RuleConfig>,

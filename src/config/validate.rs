@@ -187,6 +187,7 @@ pub(super) fn validate(config: Config) -> Result<Settings, ConfigError> {
             ));
         }
     }
+    check_named_profiles(&config)?;
     config
         .sparkplug
         .check(mqtt_listen.is_some(), config.mqtt.external.is_some())?;
@@ -198,6 +199,43 @@ pub(super) fn validate(config: Config) -> Result<Settings, ConfigError> {
         mqtt_tls,
         operator_listen,
     })
+}
+
+/// With `[[profiles]]` configured, a schedule or rule that sets a profile must name one of them:
+/// the state machine would refuse it at every firing. (A rule's `{N}` placeholder is filled at
+/// firing time and checked then.)
+fn check_named_profiles(config: &Config) -> Result<(), ConfigError> {
+    if config.profiles.is_empty() {
+        return Ok(());
+    }
+    let known: Vec<&str> = config.profiles.iter().map(|p| p.name.as_str()).collect();
+    let unknown = |name: &str| !name.is_empty() && !name.contains('{') && !known.contains(&name);
+    let listed = || format!("known profiles ([[profiles]]): {}", known.join(", "));
+    for s in &config.schedules {
+        let named = s
+            .profile
+            .as_deref()
+            .or(s.action.as_ref().and_then(|a| a.profile.as_deref()));
+        if let Some(name) = named.filter(|n| unknown(n)) {
+            return Err(invalid(
+                "schedules",
+                format!(
+                    "schedule '{}': unknown profile '{name}'; {}",
+                    s.name,
+                    listed()
+                ),
+            ));
+        }
+    }
+    for r in &config.rules {
+        if let Some(name) = r.action.profile.as_deref().filter(|n| unknown(n)) {
+            return Err(invalid(
+                "rules",
+                format!("rule '{}': unknown profile '{name}'; {}", r.name, listed()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -316,6 +354,30 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("profiel"), "{err}");
+        let err =
+            Config::from_toml(&text.replace("profile = \"night\"\n", "profile = \"nigth\"\n"))
+                .unwrap()
+                .validate()
+                .unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Invalid { key: "schedules", reason } if reason.contains("unknown profile 'nigth'") && reason.contains("night")),
+            "{err}"
+        );
+        let rule =
+            "\n[[rules]]\nname = \"r\"\ntopic = \"plant/+\"\naction = { profile = \"nigth\" }\n";
+        let err = Config::from_toml(&format!("{text}{rule}"))
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Invalid { key: "rules", .. }),
+            "{err}"
+        );
+        let templated = rule.replace("nigth", "{1}");
+        Config::from_toml(&format!("{text}{templated}"))
+            .unwrap()
+            .validate()
+            .expect("a placeholder is checked when the rule fires");
         let c = Config::from_toml("[profile_switch]\nquiet_period = \"1m\"\ntimeout = \"30s\"\n")
             .unwrap();
         assert!(c

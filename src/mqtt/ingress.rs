@@ -121,11 +121,14 @@ fn admit(
     metrics
         .mqtt_messages_in
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let target = topics.parse_command(&msg.topic)?;
     // Empty is what clearing a retained message looks like, ours included: never a command.
     if msg.payload.is_empty() {
         return None;
     }
+    let Some(target) = topics.parse_command(&msg.topic) else {
+        mistyped(&msg, topics, publisher);
+        return None;
+    };
     // A retained command would fire again after every reconnect: refuse it and delete it.
     publisher.publish(Outgoing::clear_retained(msg.topic.clone()));
     if msg.retain {
@@ -158,6 +161,33 @@ fn admit(
             None
         }
     }
+}
+
+/// A message under the base topic that is no command topic (`B/apps/vision/set`,
+/// `B/app/vision/sett`): logged and answered with the closest command topic, never dropped
+/// silently. The gateway's own topics are not answered (see [`Topics::mistyped_command`]).
+fn mistyped(msg: &Incoming, topics: &Topics, publisher: &Publisher) {
+    let Some(right) = topics.mistyped_command(&msg.topic) else {
+        return;
+    };
+    let right = topics.topic(&right);
+    // One line per call site and second at most after a burst (`logging`), whoever floods.
+    tracing::info!(topic = %msg.topic, did_you_mean = %right, "message on an unknown command topic refused");
+    let error = format!(
+        "'{}' is not a command topic; did you mean {right}? Commands go to {base}/profile/set, {base}/device/set, {base}/radio/set, {base}/network/set or {base}/app/<name or uuid>/set",
+        msg.topic,
+        base = topics.base()
+    );
+    // Echo the transaction as a command reply would, when the payload has one.
+    let transaction = serde_json::from_slice::<Value>(&msg.payload)
+        .ok()
+        .and_then(|v| v.get("transaction").cloned());
+    send_reply(
+        publisher,
+        topics,
+        msg,
+        &reply_payload(Err(error), transaction),
+    );
 }
 
 /// What the ingress needs besides its input: where commands go and replies come out.

@@ -85,9 +85,12 @@ impl Topics {
         self.topic("events")
     }
 
-    /// The filters the gateway subscribes to for commands.
+    /// The filters the gateway subscribes to for commands: the command topics and, around them,
+    /// the likely mistypes (`B/apps/x/set`, `B/app/x/sett`, `B/profil/set`), so those get an
+    /// error reply instead of silence. (`B/app/<level>` without `/set` is a state topic: catching
+    /// it would echo every app update back to the gateway.)
     pub fn command_filters(&self) -> [String; 2] {
-        [self.topic("+/set"), self.topic("app/+/set")]
+        [self.topic("+/set"), self.topic("+/+/+")]
     }
 
     /// Every command topic's relative part, for clearing retained copies and documentation.
@@ -109,11 +112,63 @@ impl Topics {
         }
     }
 
+    /// For a topic under the base that is not a command topic: the closest command topic
+    /// (relative), unless the topic is one the gateway publishes itself (`B/response/…`,
+    /// `B/events`, state), which is never answered (no loops).
+    pub fn mistyped_command(&self, topic: &str) -> Option<String> {
+        let rel = self.relative(topic)?;
+        if self.parse_command(topic).is_some() || is_own_topic(rel) {
+            return None;
+        }
+        let levels: Vec<&str> = rel.split('/').collect();
+        let mut candidates: Vec<String> = ["profile/set", "device/set", "radio/set", "network/set"]
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        // `apps/vision/set`, `app/vision/sett`, `app/vision`: the second level names the app.
+        if let Some(app) = levels.get(1).filter(|a| !a.is_empty()) {
+            candidates.push(format!("app/{app}/set"));
+        }
+        candidates.into_iter().min_by_key(|c| edit_distance(rel, c))
+    }
+
     /// `B/response/<same relative topic>`.
     pub fn response_for(&self, command_topic: &str) -> String {
         let rel = self.relative(command_topic).unwrap_or(command_topic);
         format!("{}/response/{rel}", self.base)
     }
+}
+
+/// Relative topics the gateway publishes on itself: answering them would answer ourselves.
+fn is_own_topic(rel: &str) -> bool {
+    let levels: Vec<&str> = rel.split('/').collect();
+    match levels.as_slice() {
+        ["response" | "events", ..] | ["app", _] | ["eve" | "bridge", _] => true,
+        [one] => matches!(
+            *one,
+            "device" | "apps" | "profile" | "radio" | "network" | "location" | "schedules"
+        ),
+        _ => false,
+    }
+}
+
+/// Levenshtein distance in characters (short topic strings only: callers pass relative topics
+/// of a few levels).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != *cb))
+                .min(above + 1)
+                .min(row[j] + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 #[cfg(test)]
@@ -140,6 +195,34 @@ mod tests {
             "lps/edge/response/app/vision/set"
         );
         assert_eq!(t.app("vision"), "lps/edge/app/vision");
+    }
+
+    #[test]
+    fn mistyped_command_topics_get_the_closest_command_topic() {
+        let t = Topics::new("B");
+        for (typed, right) in [
+            ("B/apps/vision/set", "app/vision/set"),
+            ("B/app/vision/sett", "app/vision/set"),
+            ("B/app/vision/restart", "app/vision/set"),
+            ("B/profil/set", "profile/set"),
+            ("B/radio/sett/x", "radio/set"),
+            ("B/devices/set", "device/set"),
+        ] {
+            assert_eq!(t.mistyped_command(typed).as_deref(), Some(right), "{typed}");
+        }
+        for ours in [
+            "B/response/profile/set",
+            "B/response/app/vision/set",
+            "B/events",
+            "B/eve/state",
+            "B/bridge/state",
+            "B/app/vision",
+            "B/profile/set",
+            "B/app/vision/set",
+            "other/apps/vision/set",
+        ] {
+            assert_eq!(t.mistyped_command(ours), None, "{ours}");
+        }
     }
 
     #[test]

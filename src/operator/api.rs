@@ -4,6 +4,7 @@
 use super::OperatorState;
 use crate::command::{self, reply_payload, Target};
 use crate::state::resolve::resolve_app;
+use crate::state::Refusal;
 use crate::store::IntentOutcome;
 use crate::telemetry::views;
 use axum::body::Bytes;
@@ -93,7 +94,7 @@ pub async fn get_app(State(s): State<OperatorState>, Path(app): Path<String>) ->
             let info = report.map(|a| a.info.clone()).unwrap_or(Value::Null);
             Json(views::app(&state, &r.target.id, &r.target.name, &info)).into_response()
         }
-        Err(e) => error(StatusCode::NOT_FOUND, e),
+        Err(e) => error(StatusCode::NOT_FOUND, e.to_string()),
     }
 }
 
@@ -259,10 +260,25 @@ async fn mutate(s: &OperatorState, target: Target, body: &[u8]) -> Response {
         .await
     {
         IntentOutcome::Accepted(v) => (StatusCode::OK, Ok(v)),
-        IntentOutcome::Rejected(why) => (StatusCode::UNPROCESSABLE_ENTITY, Err(why)),
+        IntentOutcome::Rejected(refusal) => (refusal_status(&refusal), Err(refusal.to_string())),
         IntentOutcome::Failed(why) => (StatusCode::SERVICE_UNAVAILABLE, Err(why)),
     };
     (status, Json(reply_payload(result, parsed.transaction))).into_response()
+}
+
+/// The one mapping of a refusal to an HTTP status: the request was understood and changed
+/// nothing. (Exhaustive, so a new refusal has to choose.)
+pub fn refusal_status(refusal: &Refusal) -> StatusCode {
+    match refusal {
+        Refusal::NoApp
+        | Refusal::UnknownApp { .. }
+        | Refusal::AmbiguousApp { .. }
+        | Refusal::NothingToCancelApp { .. }
+        | Refusal::DeviceCommandNotOpen { .. }
+        | Refusal::NothingToCancelDevice
+        | Refusal::UnknownProfile { .. }
+        | Refusal::UnknownPorts { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+    }
 }
 
 pub async fn post_profile(State(s): State<OperatorState>, body: Bytes) -> Response {

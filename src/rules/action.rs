@@ -178,6 +178,7 @@ impl Action {
                 (
                     Intent::SetProfile {
                         profile: profile.clone(),
+                        force: false,
                     },
                     ActionConfig {
                         profile: Some(profile),
@@ -351,7 +352,8 @@ mod tests {
         assert_eq!(
             intent,
             Intent::SetProfile {
-                profile: String::new()
+                profile: String::new(),
+                force: false,
             },
             "an empty profile clears the override, as on B/profile/set"
         );

@@ -290,7 +290,8 @@ mod tests {
                     ..ActionConfig::default()
                 },
                 intent: Intent::SetProfile {
-                    profile: "night".into()
+                    profile: "night".into(),
+                    force: false,
                 },
             })]
         );

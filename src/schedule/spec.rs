@@ -121,7 +121,7 @@ impl Schedule {
     /// The profile this schedule sets, if it is a profile schedule.
     pub fn profile(&self) -> Option<&str> {
         match &self.intent {
-            Intent::SetProfile { profile } => Some(profile),
+            Intent::SetProfile { profile, .. } => Some(profile),
             _ => None,
         }
     }

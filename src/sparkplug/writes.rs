@@ -64,9 +64,10 @@ pub async fn submit(
             IntentOutcome::Accepted(reply) => {
                 tracing::info!(%topic, %metric, reply = %reply, "Sparkplug write accepted");
             }
-            IntentOutcome::Rejected(why) | IntentOutcome::Failed(why) => {
-                refused(&aside, &store, &topic, &metric, &why);
+            IntentOutcome::Rejected(refusal) => {
+                refused(&aside, &store, &topic, &metric, &refusal.to_string());
             }
+            IntentOutcome::Failed(why) => refused(&aside, &store, &topic, &metric, &why),
         }
     });
 }
@@ -93,7 +94,8 @@ mod tests {
         assert_eq!(
             to_intent(None, "Profile/Desired", &Written::Text("night".into())),
             Ok(Intent::SetProfile {
-                profile: "night".into()
+                profile: "night".into(),
+                force: false,
             })
         );
         assert!(matches!(

@@ -11,6 +11,8 @@ use serde_json::Value;
 pub enum Intent {
     SetProfile {
         profile: String,
+        /// Take a name outside `[[profiles]]` (one only the controller knows).
+        force: bool,
     },
     AppCommand {
         app: String,
@@ -73,8 +75,9 @@ pub struct Submission {
 #[derive(Debug, Clone, PartialEq)]
 pub enum IntentReply {
     Accepted(Accepted),
-    /// The intent was refused; the text says what was wrong and what would be right.
-    Rejected(String),
+    /// The intent was refused and changed nothing; its `Display` says what was wrong and what
+    /// would be right.
+    Rejected(super::Refusal),
 }
 
 impl Input for Submission {

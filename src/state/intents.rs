@@ -7,8 +7,10 @@ use super::model::{
     AppAction, AppTarget, BootChoice, BootEntry, Command, CommandId, CommandKind, DeviceAction,
     Lifecycle, NetworkPort, Now, Outcome, Serve,
 };
+use super::refusal::Refusal;
 use super::resolve::{resolve_app, Resolved};
 use serde_json::json;
+use std::collections::BTreeSet;
 
 impl State {
     pub(super) fn intent(
@@ -19,14 +21,16 @@ impl State {
         fx: &mut Fx,
     ) -> IntentReply {
         let result = match intent {
-            Intent::SetProfile { profile } => Ok(self.set_profile(profile, source, now, fx)),
+            Intent::SetProfile { profile, force } => {
+                self.set_profile(profile, force, source, now, fx)
+            }
             Intent::AppCommand { app, action } => self.app_command(&app, action, source, now, fx),
             Intent::SetBoot { app, choice } => self.set_boot(&app, choice, source, fx),
             Intent::CancelApp { app } => self.cancel_app(&app, now, fx),
             Intent::DeviceCommand { action } => Ok(self.device_command(action, source, now, fx)),
             Intent::CancelDevice { id } => self.cancel_device(id, now, fx),
             Intent::SetRadio { radio_silence } => Ok(self.set_radio(radio_silence, source, fx)),
-            Intent::SetNetwork { ports } => Ok(self.set_network(ports, source, fx)),
+            Intent::SetNetwork { ports } => self.set_network(ports, source, fx),
         };
         match result {
             Ok(accepted) => {
@@ -37,7 +41,7 @@ impl State {
         }
     }
 
-    fn resolve(&self, app: &str) -> Result<Resolved, String> {
+    fn resolve(&self, app: &str) -> Result<Resolved, Refusal> {
         resolve_app(app, self.reports.apps.as_deref())
     }
 
@@ -69,17 +73,49 @@ impl State {
         CommandRef { id, timestamp }
     }
 
-    fn set_profile(&mut self, profile: String, source: &str, now: Now, fx: &mut Fx) -> Accepted {
+    /// Checks a profile name against `[[profiles]]`: a refusal for a misspelling, or a note
+    /// when the name could not be checked or was forced.
+    fn check_profile(&self, profile: &str, force: bool) -> Result<Option<String>, Refusal> {
+        let known = &self.limits.profiles;
+        if profile.is_empty() || known.iter().any(|p| p == profile) {
+            return Ok(None);
+        }
+        if known.is_empty() {
+            return Ok(Some(
+                "no [[profiles]] are configured, so the profile name is not checked; EVE's controller must know it".into(),
+            ));
+        }
+        if force {
+            return Ok(Some(format!(
+                "'{profile}' is not in [[profiles]]; sent as given (force), EVE's controller must know it"
+            )));
+        }
+        Err(Refusal::UnknownProfile {
+            profile: profile.to_string(),
+            known: known.to_vec(),
+        })
+    }
+
+    fn set_profile(
+        &mut self,
+        profile: String,
+        force: bool,
+        source: &str,
+        now: Now,
+        fx: &mut Fx,
+    ) -> Result<Accepted, Refusal> {
+        let note = self.check_profile(&profile, force)?;
         let desired = &mut self.meta.desired.profile;
         let accepted = Accepted {
             desired: Some(json!({ "profile": profile })),
+            note,
             ..Accepted::default()
         };
         if desired.name == profile && desired.set_at_ms != 0 {
-            return Accepted {
+            return Ok(Accepted {
                 note: Some("the profile was already set to this value".into()),
                 ..accepted
-            };
+            });
         }
         desired.name = profile.clone();
         desired.fetched = false;
@@ -92,7 +128,7 @@ impl State {
         fx.persist(Key::Meta);
         fx.publish(StateTopic::Profile);
         fx.signal(Endpoint::LocalProfile);
-        accepted
+        Ok(accepted)
     }
 
     fn open_app_command_for(&self, key: &str) -> Option<CommandId> {
@@ -108,7 +144,7 @@ impl State {
         source: &str,
         now: Now,
         fx: &mut Fx,
-    ) -> Result<Accepted, String> {
+    ) -> Result<Accepted, Refusal> {
         let Resolved { target, note } = self.resolve(app)?;
         let note = note.or_else(|| self.halted_note(&target, action));
         // EVE keeps one command per app: a new one replaces the old.
@@ -166,7 +202,7 @@ impl State {
         })
     }
 
-    fn cancel_app(&mut self, app: &str, now: Now, fx: &mut Fx) -> Result<Accepted, String> {
+    fn cancel_app(&mut self, app: &str, now: Now, fx: &mut Fx) -> Result<Accepted, Refusal> {
         // A command sent before EVE's first report may be keyed by name; try both forms.
         let key = match self.resolve(app) {
             Ok(r) => r.target.key(),
@@ -183,8 +219,8 @@ impl State {
                     .key(),
                 )
             })
-            .ok_or_else(|| {
-                format!("no command for app '{app}' is waiting for EVE; nothing to cancel")
+            .ok_or_else(|| Refusal::NothingToCancelApp {
+                app: app.to_string(),
             })?;
         let cancelled = self.cancelled_ref(id).into_iter().collect();
         self.finish(id, Lifecycle::Cancelled, now, fx);
@@ -200,18 +236,12 @@ impl State {
         id: Option<CommandId>,
         now: Now,
         fx: &mut Fx,
-    ) -> Result<Accepted, String> {
+    ) -> Result<Accepted, Refusal> {
         let open: Vec<CommandId> = self.open_device_commands().map(|c| c.id).collect();
         let targets = match id {
             Some(id) if open.contains(&id) => vec![id],
-            Some(id) => {
-                return Err(format!(
-                    "device command {id} is not waiting for EVE; open device commands: {open:?}"
-                ))
-            }
-            None if open.is_empty() => {
-                return Err("no device command is waiting for EVE; nothing to cancel".into())
-            }
+            Some(id) => return Err(Refusal::DeviceCommandNotOpen { id, open }),
+            None if open.is_empty() => return Err(Refusal::NothingToCancelDevice),
             None => open,
         };
         let cancelled: Vec<CancelledRef> = targets
@@ -234,7 +264,7 @@ impl State {
         choice: BootChoice,
         source: &str,
         fx: &mut Fx,
-    ) -> Result<Accepted, String> {
+    ) -> Result<Accepted, Refusal> {
         let Resolved { target, note } = self.resolve(app)?;
         let boot = &mut self.meta.desired.boot;
         let key = target.key();
@@ -302,17 +332,68 @@ impl State {
         }
     }
 
-    fn set_network(&mut self, ports: Vec<NetworkPort>, source: &str, fx: &mut Fx) -> Accepted {
+    /// The logical labels of the ports EVE reported (its running config and port status), or
+    /// `None` before EVE's first network report.
+    fn reported_ports(&self) -> Option<BTreeSet<String>> {
+        let report = self.reports.network.as_ref()?;
+        let labels: BTreeSet<String> = ["latest_config", "port_status"]
+            .iter()
+            .filter_map(|list| report.get(list)?.as_array())
+            .flatten()
+            .filter_map(|p| p.get("logical_label")?.as_str())
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        (!labels.is_empty()).then_some(labels)
+    }
+
+    /// Whether EVE reported holding a local override (its `local_config.ports`).
+    fn eve_holds_local_override(&self) -> bool {
+        self.reports
+            .network
+            .as_ref()
+            .and_then(|r| r.pointer("/local_config/ports")?.as_array())
+            .is_some_and(|ports| !ports.is_empty())
+    }
+
+    fn set_network(
+        &mut self,
+        ports: Vec<NetworkPort>,
+        source: &str,
+        fx: &mut Fx,
+    ) -> Result<Accepted, Refusal> {
+        // EVE refuses an override naming a port it does not have, a poll later: refuse it now.
+        let note = match self.reported_ports() {
+            Some(known) => {
+                let unknown: Vec<String> = ports
+                    .iter()
+                    .map(|p| p.logical_label.clone())
+                    .filter(|l| !known.contains(l))
+                    .collect();
+                if !unknown.is_empty() {
+                    return Err(Refusal::UnknownPorts {
+                        ports: unknown,
+                        known: known.into_iter().collect(),
+                    });
+                }
+                None
+            }
+            None if ports.is_empty() => None,
+            None => Some(
+                "EVE has not reported its network ports yet, so the port names are not checked; EVE refuses unknown ones (event network_rejected)".to_string(),
+            ),
+        };
+        let holds_override = self.eve_holds_local_override();
         let network = &mut self.meta.desired.network;
-        if ports.is_empty() && network.serve == Serve::Unset {
-            return Accepted {
+        if ports.is_empty() && network.serve == Serve::Unset && !holds_override {
+            return Ok(Accepted {
                 note: Some(
                     "no local network override was set; the controller's config is in effect"
                         .into(),
                 ),
                 desired: Some(json!({ "ports": [] })),
                 ..Accepted::default()
-            };
+            });
         }
         let labels: Vec<String> = ports.iter().map(|p| p.logical_label.clone()).collect();
         fx.event(
@@ -330,9 +411,10 @@ impl State {
         fx.persist(Key::Meta);
         fx.publish(StateTopic::Network);
         fx.signal(Endpoint::Network);
-        Accepted {
+        Ok(Accepted {
             desired: Some(json!({ "ports": labels })),
+            note,
             ..Accepted::default()
-        }
+        })
     }
 }

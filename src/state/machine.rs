@@ -18,6 +18,8 @@ pub struct Limits {
     pub settle_timeout_ms: u64,
     /// `[[profiles]] apps`: the apps each profile should run, where the config says.
     pub profile_apps: std::sync::Arc<BTreeMap<String, Vec<String>>>,
+    /// `[[profiles]]` names: when any are configured, a profile intent must name one (or force).
+    pub profiles: std::sync::Arc<[String]>,
 }
 
 impl Default for Limits {
@@ -28,6 +30,7 @@ impl Default for Limits {
             settle_quiet_ms: 30_000,
             settle_timeout_ms: 600_000,
             profile_apps: Default::default(),
+            profiles: Default::default(),
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod machine;
 pub mod model;
 mod pending;
 pub mod poll;
+pub mod refusal;
 mod reports;
 pub mod resolve;
 pub mod settle;
@@ -32,5 +33,6 @@ pub use input::{
 pub use machine::{apply, Applied, Fx, Limits, Meta, State, LAST_SEEN_EVERY_MS};
 pub use model::*;
 pub use pending::pending_endpoints;
+pub use refusal::Refusal;
 pub use reports::boot_order_name;
 pub use stall::{STALL_AFTER_DELIVERIES, STALL_MIN_SPAN_MS};

@@ -368,10 +368,18 @@ impl State {
                     );
                 }
                 Outcome::Failed(error) => {
-                    fx.event(
-                        EventName::NetworkRejected,
-                        json!({ "ports": wanted, "error": error }),
-                    );
+                    // Serving it again would only be rejected again on every poll; a 204 leaves
+                    // EVE on what it runs now. An operator re-submitting serves it again.
+                    let withdrawn = network.serve == Serve::Set;
+                    if withdrawn {
+                        network.serve = Serve::Unset;
+                    }
+                    let mut data = json!({ "ports": wanted, "error": error });
+                    if withdrawn {
+                        data["served"] = json!(false);
+                        data["note"] = json!("no longer served; submit again to retry");
+                    }
+                    fx.event(EventName::NetworkRejected, data);
                 }
             }
             if outcome != Outcome::Pending {

@@ -1,6 +1,7 @@
 //! Naming an app: by display name or UUID, checked against EVE's last app report.
 
 use super::model::{AppReport, AppTarget};
+use super::refusal::{Refusal, LISTED_NAMES as LISTED_APPS};
 
 /// A resolved app reference, with a note when it could not be checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,8 +14,6 @@ pub fn looks_like_uuid(s: &str) -> bool {
     uuid::Uuid::parse_str(s).is_ok()
 }
 
-/// How many apps an error lists by name; a refusal stays short however many EVE reports.
-const LISTED_APPS: usize = 20;
 /// How much of a name an error quotes.
 const QUOTED_BYTES: usize = 80;
 
@@ -39,12 +38,10 @@ fn quote(text: &str) -> String {
     format!("{}… ({} bytes)", &text[..end], text.len())
 }
 
-fn known_list(apps: &[AppReport]) -> String {
-    if apps.is_empty() {
-        return "EVE reported no apps".into();
-    }
+/// The first [`LISTED_APPS`] reported apps as a refusal lists them, and how many more there are.
+fn known_list(apps: &[AppReport]) -> (Vec<String>, usize) {
     let levels = app_levels(apps);
-    let mut names: Vec<String> = apps
+    let names = apps
         .iter()
         .zip(&levels)
         .take(LISTED_APPS)
@@ -56,20 +53,14 @@ fn known_list(apps: &[AppReport]) -> String {
             }
         })
         .collect();
-    if apps.len() > LISTED_APPS {
-        names.push(format!(
-            "and {} more (GET /api/apps lists them all)",
-            apps.len() - LISTED_APPS
-        ));
-    }
-    format!("known apps: {}", names.join(", "))
+    (names, apps.len().saturating_sub(LISTED_APPS))
 }
 
 /// Resolves `reference` against `report`; before EVE's first report it is taken as given.
-pub fn resolve_app(reference: &str, report: Option<&[AppReport]>) -> Result<Resolved, String> {
+pub fn resolve_app(reference: &str, report: Option<&[AppReport]>) -> Result<Resolved, Refusal> {
     let reference = reference.trim();
     if reference.is_empty() {
-        return Err("an app must be named by display name or UUID".into());
+        return Err(Refusal::NoApp);
     }
     let Some(apps) = report else {
         let target = if looks_like_uuid(reference) {
@@ -116,24 +107,23 @@ pub fn resolve_app(reference: &str, report: Option<&[AppReport]>) -> Result<Reso
             },
             note: None,
         }),
-        [] => Err(format!(
-            "unknown app '{}'; {}",
-            quote(reference),
-            known_list(apps)
-        )),
-        many => {
-            let ids: Vec<&str> = many
+        [] => {
+            let (known, more) = known_list(apps);
+            Err(Refusal::UnknownApp {
+                app: quote(reference),
+                known,
+                more,
+            })
+        }
+        many => Err(Refusal::AmbiguousApp {
+            app: quote(reference),
+            count: many.len(),
+            ids: many
                 .iter()
                 .take(LISTED_APPS)
-                .map(|a| a.id.as_str())
-                .collect();
-            Err(format!(
-                "ambiguous app '{}': {} apps have that name; use one of their UUIDs (or the topic levels B/apps lists): {}",
-                quote(reference),
-                many.len(),
-                ids.join(", ")
-            ))
-        }
+                .map(|a| a.id.clone())
+                .collect(),
+        }),
     }
 }
 
@@ -174,7 +164,7 @@ mod tests {
             assert_eq!(r.target.id, app.id, "{level}");
         }
         assert_eq!(levels[3], "a_b");
-        let err = resolve_app("a_c", Some(&apps)).unwrap_err();
+        let err = resolve_app("a_c", Some(&apps)).unwrap_err().to_string();
         assert!(err.contains("topic app/a_b~"), "{err}");
     }
 
@@ -185,10 +175,17 @@ mod tests {
             .collect();
         apps.push(report("id-long", &"x".repeat(70_000)));
         let err = resolve_app("nope", Some(&apps)).unwrap_err();
+        assert!(
+            matches!(&err, Refusal::UnknownApp { more: 9981, .. }),
+            "{err}"
+        );
+        let err = err.to_string();
         assert!(err.len() < 2_000, "{} bytes", err.len());
         assert!(err.contains("and 9981 more"), "{err}");
         let long = "x".repeat(70_000);
-        let err = resolve_app(&format!("{long}y"), Some(&apps)).unwrap_err();
+        let err = resolve_app(&format!("{long}y"), Some(&apps))
+            .unwrap_err()
+            .to_string();
         assert!(err.len() < 2_000);
         assert_eq!(
             resolve_app(&long, Some(&apps)).unwrap().target.id,

@@ -237,6 +237,7 @@ mod tests {
         );
         let set = Intent::SetProfile {
             profile: "night".into(),
+            force: false,
         };
         apply(
             &mut s,
@@ -343,6 +344,7 @@ mod tests {
         let mut s = switched(None);
         let set = Intent::SetProfile {
             profile: "day".into(),
+            force: false,
         };
         apply(
             &mut s,

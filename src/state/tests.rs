@@ -74,7 +74,7 @@ fn accepted(a: &Applied<IntentReply>) -> &Accepted {
     }
 }
 
-fn rejected(a: &Applied<IntentReply>) -> &str {
+fn rejected(a: &Applied<IntentReply>) -> &Refusal {
     match &a.reply {
         IntentReply::Rejected(why) => why,
         other => panic!("expected rejected, got {other:?}"),
@@ -185,11 +185,16 @@ fn commands_for_different_apps_are_served_together() {
 fn unknown_and_ambiguous_apps_are_errors_listing_known_apps() {
     let mut s = state();
     report_apps(&mut s, 0, 0, 0);
-    let why = rejected(&restart(&mut s, "visoin", 1)).to_string();
-    assert!(
-        why.contains("unknown app 'visoin'") && why.contains("vision") && why.contains(LOGGER),
-        "{why}"
-    );
+    match rejected(&restart(&mut s, "visoin", 1)) {
+        Refusal::UnknownApp { app, known, more } => {
+            assert_eq!((app.as_str(), *more), ("visoin", 0));
+            assert_eq!(
+                known,
+                &vec![format!("vision ({VISION})"), format!("logger ({LOGGER})")]
+            );
+        }
+        other => panic!("{other:?}"),
+    }
     eve(
         &mut s,
         poll::AppInfo {
@@ -197,10 +202,13 @@ fn unknown_and_ambiguous_apps_are_errors_listing_known_apps() {
         },
         2,
     );
-    let why = rejected(&restart(&mut s, "cam", 3)).to_string();
-    assert!(
-        why.contains("ambiguous") && why.contains(DUP1) && why.contains(DUP2),
-        "{why}"
+    assert_eq!(
+        rejected(&restart(&mut s, "cam", 3)),
+        &Refusal::AmbiguousApp {
+            app: "cam".into(),
+            count: 2,
+            ids: vec![DUP1.into(), DUP2.into()]
+        }
     );
     assert!(
         accepted(&restart(&mut s, DUP2, 4)).command.is_some(),
@@ -347,9 +355,9 @@ fn cancel_all_device_commands_and_errors_when_nothing_open() {
     assert_eq!(acc.cancelled.len(), 2);
     assert!(acc.cancelled.iter().all(|c| !c.may_have_been_received));
     assert_eq!(devinfo(&mut s, 0, 4), None);
-    assert!(
-        rejected(&intent(&mut s, Intent::CancelDevice { id: None }, 5))
-            .contains("nothing to cancel")
+    assert_eq!(
+        rejected(&intent(&mut s, Intent::CancelDevice { id: None }, 5)),
+        &Refusal::NothingToCancelDevice
     );
 }
 
@@ -367,15 +375,18 @@ fn cancelled_app_command_is_no_longer_served() {
     );
     assert!(!accepted(&c).cancelled[0].may_have_been_received);
     assert!(app_cmds(&report_apps(&mut s, 0, 0, 3)).is_empty());
-    let why = rejected(&intent(
-        &mut s,
-        Intent::CancelApp {
-            app: "vision".into(),
-        },
-        4,
-    ))
-    .to_string();
-    assert!(why.contains("nothing to cancel"), "{why}");
+    assert_eq!(
+        rejected(&intent(
+            &mut s,
+            Intent::CancelApp {
+                app: "vision".into(),
+            },
+            4,
+        )),
+        &Refusal::NothingToCancelApp {
+            app: "vision".into()
+        }
+    );
 }
 
 #[test]
@@ -396,6 +407,7 @@ fn profile_is_served_and_delivery_reported_once() {
         &mut s,
         Intent::SetProfile {
             profile: "night".into(),
+            force: false,
         },
         1,
     );
@@ -412,6 +424,7 @@ fn profile_is_served_and_delivery_reported_once() {
         &mut s,
         Intent::SetProfile {
             profile: String::new(),
+            force: false,
         },
         4,
     );
@@ -562,10 +575,21 @@ fn network(
                 .iter()
                 .map(|(l, e)| (l.to_string(), e.to_string()))
                 .collect(),
-            report: json!({ "held": held }),
+            report: network_report(held),
         },
         at,
     )
+}
+
+/// EVE's ports: eth0, eth1, wwan0; `held` is the local override it runs.
+fn network_report(held: &[&str]) -> Value {
+    let labels = |list: &[&str]| -> Vec<Value> {
+        list.iter().map(|l| json!({ "logical_label": l })).collect()
+    };
+    json!({
+        "latest_config": labels(&["eth0", "eth1", "wwan0"]),
+        "local_config": { "ports": labels(held) },
+    })
 }
 
 #[test]
@@ -613,13 +637,13 @@ fn network_applied_rejected_and_reverted() {
     intent(
         &mut s,
         Intent::SetNetwork {
-            ports: vec![port("nope")],
+            ports: vec![port("eth0")],
         },
         7,
     );
     network(&mut s, &["wwan0"], "", &[], 8);
     assert!(
-        events(&network(&mut s, &["wwan0"], "unknown port nope", &[], 9))
+        events(&network(&mut s, &["wwan0"], "eth0: bad dhcp", &[], 9))
             .contains(&"network_rejected")
     );
 
@@ -630,6 +654,89 @@ fn network_applied_rejected_and_reverted() {
     );
     assert!(events(&network(&mut s, &[], "", &[], 12)).contains(&"network_applied"));
     assert_eq!(network(&mut s, &[], "", &[], 13).reply, (None));
+}
+
+#[test]
+fn unknown_ports_are_refused_once_eve_reported_its_ports() {
+    let mut s = state();
+    let before = intent(
+        &mut s,
+        Intent::SetNetwork {
+            ports: vec![port("eth9")],
+        },
+        1,
+    );
+    assert!(
+        accepted(&before)
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("not checked"),
+        "before EVE's first network report the names are taken as given"
+    );
+    network(&mut s, &[], "", &[], 2);
+    let a = intent(
+        &mut s,
+        Intent::SetNetwork {
+            ports: vec![port("eth1"), port("eth9")],
+        },
+        3,
+    );
+    assert_eq!(
+        rejected(&a),
+        &Refusal::UnknownPorts {
+            ports: vec!["eth9".into()],
+            known: vec!["eth0".into(), "eth1".into(), "wwan0".into()],
+        }
+    );
+    assert!(a.effects.is_empty(), "a refusal changes nothing");
+    let ok = intent(
+        &mut s,
+        Intent::SetNetwork {
+            ports: vec![port("eth1")],
+        },
+        4,
+    );
+    assert_eq!(accepted(&ok).note, None);
+}
+
+#[test]
+fn a_rejected_network_override_is_no_longer_served_until_submitted_again() {
+    let mut s = state();
+    network(&mut s, &[], "", &[], 0);
+    let set = Intent::SetNetwork {
+        ports: vec![port("wwan0")],
+    };
+    intent(&mut s, set.clone(), 1);
+    assert!(network(&mut s, &[], "", &[], 2).reply.is_some());
+    let refused = network(&mut s, &[], "", &[("wwan0", "not permitted")], 3);
+    let event = refused
+        .effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::Event(ev) if ev.event == EventName::NetworkRejected => Some(ev.data.clone()),
+            _ => None,
+        })
+        .expect("network_rejected");
+    assert_eq!(event["served"], json!(false));
+    assert_eq!(
+        event["note"],
+        json!("no longer served; submit again to retry")
+    );
+    assert_eq!(
+        network(&mut s, &[], "", &[], 4).reply,
+        None,
+        "not served again"
+    );
+    assert!(pending_endpoints(&s)
+        .iter()
+        .all(|e| *e != Endpoint::Network));
+    intent(&mut s, set, 5);
+    assert_eq!(
+        network(&mut s, &[], "", &[], 6).reply,
+        Some(vec![port("wwan0")]),
+        "re-submitted: served again"
+    );
 }
 
 #[test]
@@ -689,6 +796,7 @@ fn pending_lists_what_eve_has_not_picked_up() {
         &mut s,
         Intent::SetProfile {
             profile: "day".into(),
+            force: false,
         },
         6,
     );
@@ -925,4 +1033,53 @@ fn an_announced_event_goes_out_and_changes_nothing() {
     let applied = apply(&mut s, Announce(event.clone()), now(1));
     assert_eq!(applied.effects, vec![Effect::Event(event)]);
     assert_eq!(s, before);
+}
+
+fn set_profile(s: &mut State, profile: &str, force: bool, at: u64) -> Applied<IntentReply> {
+    intent(
+        s,
+        Intent::SetProfile {
+            profile: profile.into(),
+            force,
+        },
+        at,
+    )
+}
+
+#[test]
+fn profiles_outside_the_configured_ones_are_refused_unless_forced() {
+    let mut s = State::new(Limits {
+        profiles: vec!["day".to_string(), "night".to_string()].into(),
+        ..Limits::default()
+    });
+    let a = set_profile(&mut s, "nigth", false, 1);
+    assert_eq!(
+        rejected(&a),
+        &Refusal::UnknownProfile {
+            profile: "nigth".into(),
+            known: vec!["day".into(), "night".into()],
+        }
+    );
+    assert!(a.effects.is_empty(), "a refusal changes nothing");
+    assert_eq!(s.meta.desired.profile.name, "");
+    assert_eq!(accepted(&set_profile(&mut s, "night", false, 2)).note, None);
+    assert!(
+        accepted(&set_profile(&mut s, "", false, 3)).note.is_none(),
+        "clearing is always fine"
+    );
+    let forced = set_profile(&mut s, "maintenance", true, 4);
+    assert!(accepted(&forced).note.as_deref().unwrap().contains("force"));
+    assert_eq!(s.meta.desired.profile.name, "maintenance");
+}
+
+#[test]
+fn without_configured_profiles_the_name_is_taken_with_a_note() {
+    let mut s = state();
+    let a = set_profile(&mut s, "nigth", false, 1);
+    assert!(accepted(&a)
+        .note
+        .as_deref()
+        .unwrap()
+        .contains("not checked"));
+    assert_eq!(s.meta.desired.profile.name, "nigth");
 }

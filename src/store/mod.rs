@@ -40,8 +40,8 @@ impl Change {
 pub enum IntentOutcome {
     /// Durable; the reply JSON (command, desired state, note ...).
     Accepted(serde_json::Value),
-    /// Refused by the state machine (unknown app, nothing to cancel ...): the reason.
-    Rejected(String),
+    /// Refused by the state machine (unknown app, nothing to cancel ...).
+    Rejected(crate::state::Refusal),
     /// Not stored (store failure, shutting down): the reason.
     Failed(String),
 }
@@ -51,7 +51,8 @@ impl IntentOutcome {
     pub fn into_result(self) -> Result<serde_json::Value, String> {
         match self {
             IntentOutcome::Accepted(v) => Ok(v),
-            IntentOutcome::Rejected(why) | IntentOutcome::Failed(why) => Err(why),
+            IntentOutcome::Rejected(refusal) => Err(refusal.to_string()),
+            IntentOutcome::Failed(why) => Err(why),
         }
     }
 }
@@ -338,6 +339,7 @@ mod tests {
             .submit(Submission {
                 intent: Intent::SetProfile {
                     profile: "night".into(),
+                    force: false,
                 },
                 source: "t".into(),
             })
@@ -406,6 +408,7 @@ mod tests {
             .submit(Submission {
                 intent: Intent::SetProfile {
                     profile: "night".into(),
+                    force: false,
                 },
                 source: "t".into(),
             })

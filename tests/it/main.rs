@@ -31,6 +31,7 @@ mod mqtt_links;
 mod mqtt_security;
 mod mqtt_tls;
 mod operator_api;
+mod refusals;
 mod rules;
 mod schedules;
 mod shutdown;

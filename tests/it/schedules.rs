@@ -37,11 +37,19 @@ async fn event(probe: &mut Probe, pred: impl Fn(&Value) -> bool) -> Value {
 #[tokio::test]
 async fn a_schedule_switches_the_profile_and_the_apps_settle() {
     let gw = TestGateway::start_with(|c| {
-        c.profiles = vec![ProfileEntry {
-            name: "night".into(),
-            description: String::new(),
-            apps: Some(vec!["gpu-trainer".into(), "logger".into()]),
-        }];
+        // Both shifts' profiles: with [[profiles]] set, a schedule naming another is refused.
+        c.profiles = vec![
+            ProfileEntry {
+                name: "night".into(),
+                description: String::new(),
+                apps: Some(vec!["gpu-trainer".into(), "logger".into()]),
+            },
+            ProfileEntry {
+                name: "day".into(),
+                description: String::new(),
+                apps: None,
+            },
+        ];
         c.profile_switch.quiet_period = Duration::from_millis(300);
         c.profile_switch.timeout = Duration::from_secs(120);
     })

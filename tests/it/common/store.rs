@@ -33,6 +33,7 @@ pub async fn set_profile(gw: &TestGateway, profile: &str) {
         gw,
         Intent::SetProfile {
             profile: profile.into(),
+            force: false,
         },
     )
     .await;
