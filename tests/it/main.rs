@@ -25,6 +25,7 @@ mod lps_contract;
 mod module_graph;
 mod mqtt_backlog;
 mod mqtt_contract;
+mod mqtt_door;
 mod mqtt_fds;
 mod mqtt_links;
 mod mqtt_security;
