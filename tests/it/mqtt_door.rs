@@ -207,6 +207,13 @@ async fn mqtt5_clients_get_mqtt5_reason_codes() {
     );
 }
 
+async fn wait(replies: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(Duration::from_secs(300), replies.recv())
+        .await
+        .expect("replies keep coming")
+        .expect("subscriber running")
+}
+
 /// Client A floods `N` commands; client B sends one once A's first reply is back. Without a fair
 /// share B's command queued behind everything A had sent (same topic, one lane); with it, B's
 /// reply comes after at most the commands in flight (`fair_share::PERMITS`, 256) and one per
@@ -281,15 +288,6 @@ async fn a_flooding_client_does_not_starve_another_clients_command() {
         }
     });
     let mut order = Vec::new();
-    let wait = |replies: &mut tokio::sync::mpsc::UnboundedReceiver<String>| {
-        let r = replies.recv();
-        async move {
-            tokio::time::timeout(Duration::from_secs(300), r)
-                .await
-                .expect("replies keep coming")
-                .expect("subscriber running")
-        }
-    };
     order.push(wait(&mut replies).await);
     b.publish(&topic, QoS::AtLeastOnce, false, restart_command(1, 0, 0))
         .await
