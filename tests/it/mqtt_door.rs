@@ -214,10 +214,10 @@ async fn wait(replies: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> Str
         .expect("subscriber running")
 }
 
-/// Client A floods `N` commands; client B sends one once A's first reply is back. Without a fair
-/// share B's command queued behind everything A had sent (same topic, one lane); with it, B's
-/// reply comes after at most the commands in flight (`fair_share::PERMITS`, 256) and one per
-/// other waiting client that were let in when B arrived.
+/// Client A floods `N` commands; client B sends one once the broker acknowledged 1,000 of A's.
+/// Without a fair share B's command queued behind everything A had sent (same topic, one lane);
+/// with it, B's reply comes after at most the commands in flight (`fair_share::PERMITS`, 256)
+/// and one per other waiting client that were let in when B arrived.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooding_client_does_not_starve_another_clients_command() {
     const N: usize = 5000;
@@ -260,40 +260,46 @@ async fn a_flooding_client_does_not_starve_another_clients_command() {
         }
     });
     subscribed.await.unwrap();
+    // Clients with deep queues (a flooder sends as fast as the broker acknowledges); each one's
+    // PUBACKs are counted.
     let client = |id: &str| {
         let mut opts = MqttOptions::new(id, "127.0.0.1", port);
         opts.set_keep_alive(Duration::from_secs(30));
-        let (client, mut eventloop) = AsyncClient::new(opts, 100);
+        opts.set_inflight(1_000);
+        let (client, mut eventloop) = AsyncClient::new(opts, 2 * N);
+        let (acks_tx, acks) = tokio::sync::watch::channel(0usize);
         tokio::spawn(async move {
+            let mut acked = 0;
             loop {
-                if eventloop.poll().await.is_err() {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::PubAck(_))) => {
+                        acked += 1;
+                        acks_tx.send_replace(acked);
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                 }
             }
         });
-        client
+        (client, acks)
     };
-    let (a, b) = (client("flooder"), client("quiet"));
-    let flood_topic = topic.clone();
-    tokio::spawn(async move {
-        for seq in 0..N {
-            a.publish(
-                &flood_topic,
-                QoS::AtLeastOnce,
-                false,
-                restart_command(0, seq, 0),
-            )
+    let ((a, mut a_acks), (b, _)) = (client("flooder"), client("quiet"));
+    for seq in 0..N {
+        a.publish(&topic, QoS::AtLeastOnce, false, restart_command(0, seq, 0))
             .await
             .unwrap();
-        }
-    });
-    let mut order = Vec::new();
-    order.push(wait(&mut replies).await);
+    }
+    // B sends once the broker has taken 1,000 of A's: without a fair share A's acknowledged
+    // commands pile up in the gateway ahead of B's (the broker acknowledges on receipt).
+    tokio::time::timeout(Duration::from_secs(300), a_acks.wait_for(|n| *n >= 1_000))
+        .await
+        .expect("the broker takes A's flood")
+        .unwrap();
     b.publish(&topic, QoS::AtLeastOnce, false, restart_command(1, 0, 0))
         .await
         .unwrap();
+    let mut order = Vec::new();
     let mut distinct = std::collections::HashSet::new();
-    distinct.insert(order[0].clone());
     while distinct.len() < N + 1 {
         let token = wait(&mut replies).await;
         if distinct.insert(token.clone()) {
@@ -308,8 +314,8 @@ async fn a_flooding_client_does_not_starve_another_clients_command() {
         "B's reply came after A's last one: the flood starved it"
     );
     // Without the fair share B's command waited behind about all of A's; with it, behind what
-    // was in flight when B arrived. Half of the flood is a bound no scheduling delay between A's
-    // first reply and B's publish comes near.
+    // was let in when B arrived (1,000 acknowledged, plus up to 256 in flight). Half of the
+    // flood is a bound no scheduling delay before B's publish comes near.
     assert!(
         a_before_b <= N / 2,
         "{a_before_b} of A's {N} replies came before B's"
