@@ -215,9 +215,12 @@ async fn wait(replies: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> Str
 }
 
 /// Client A floods `N` commands; client B sends one once the broker acknowledged 1,000 of A's.
-/// Without a fair share B's command queued behind everything A had sent (same topic, one lane);
-/// with it, B's reply comes after at most the commands in flight (`fair_share::PERMITS`, 256)
-/// and one per other waiting client that were let in when B arrived.
+/// With the fair share, B's reply comes after at most what was let in when B arrived (the
+/// commands in flight, `fair_share::PERMITS` = 256, and one per other waiting client). This
+/// checks the outcome through the real door (B is answered inside the flood, and every reply
+/// arrives); on this load the gateway without the door passes it too (about 1,300 of A's
+/// replies came first), so the bound itself is shown by `fair_share`'s unit tests (FIFO, one
+/// waiter per connection, never over-released).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooding_client_does_not_starve_another_clients_command() {
     const N: usize = 5000;
