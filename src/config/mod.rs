@@ -96,8 +96,16 @@ pub struct MqttConfig {
     /// A plant broker to connect to as well (or instead, with `listen = ""`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external: Option<ExternalBroker>,
-    /// Users of the embedded broker; with none, anonymous clients are allowed.
+    /// Users of the embedded broker; with none, anonymous clients are allowed from loopback
+    /// (and from anywhere with `allow_anonymous`).
     pub users: Vec<MqttUser>,
+    /// Let anonymous clients connect from the network too (Mosquitto 2's rule: by default only
+    /// loopback clients may connect without a login). Only without `users`.
+    pub allow_anonymous: bool,
+    /// Tests only, not a config key: judge loopback peers as network ones, so the anonymous
+    /// rule can be tested on a machine without another address.
+    #[serde(skip)]
+    pub test_loopback_is_remote: bool,
     /// An optional TLS listener of the embedded broker.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<MqttTls>,
@@ -165,6 +173,8 @@ impl Default for MqttConfig {
             own_segment_count: 4,
             external: None,
             users: Vec::new(),
+            allow_anonymous: false,
+            test_loopback_is_remote: false,
             tls: None,
         }
     }

@@ -38,15 +38,18 @@
 //! (`mqtt.segment_*`, plant topics and rule filters).
 
 use super::auth::Users;
+use super::door::Policy;
+use super::fair_share::FairShare;
+use super::topics::Topics;
 use crate::config::{MqttConfig, MqttTls};
 use rumqttd::local::{LinkBuilder, LinkRx, LinkTx};
 use rumqttd::protocol::{v4::V4, v5::V5};
 use rumqttd::{
-    Config, ConnectionSettings, Router, RouterConfig, SegmentConfig, Server, ServerSettings,
-    TlsConfig,
+    ConnectionSettings, Router, RouterConfig, SegmentConfig, Server, ServerSettings, TlsConfig,
 };
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -93,14 +96,16 @@ fn server(
         connections.set_auth_handler(move |client_id: String, name: String, password: String| {
             let users = users.clone();
             async move {
+                // The door judged its clients already: this is the TLS listener, or a local
+                // process on an internal port.
                 if !users.check(&name, &password) {
-                    tracing::warn!(%client_id, user = %name, "MQTT CONNECT refused: wrong user name or password");
+                    tracing::warn!(%client_id, user = %name, "MQTT CONNECT refused by the broker: wrong user name or password");
                     return false;
                 }
                 match users.client_id_allowed(&name, &client_id) {
                     Ok(()) => true,
                     Err(why) => {
-                        tracing::warn!(%client_id, user = %name, "MQTT CONNECT refused: {why}");
+                        tracing::warn!(%client_id, user = %name, "MQTT CONNECT refused by the broker: {why}");
                         false
                     }
                 }
@@ -167,6 +172,16 @@ pub fn check_tls(tls: &MqttTls) -> Result<(), BrokerError> {
     Ok(())
 }
 
+/// A free port on 127.0.0.1 for an internal listener (rumqttd binds it itself and cannot
+/// report an ephemeral port, so we choose one; nothing else binds it in between in practice,
+/// and if something did, the listener's start fails with a clear error).
+fn internal_address() -> Result<SocketAddr, BrokerError> {
+    let any: SocketAddr = (std::net::Ipv4Addr::LOCALHOST, 0).into();
+    std::net::TcpListener::bind(any)
+        .and_then(|l| l.local_addr())
+        .map_err(|e| BrokerError::Bind(any, e))
+}
+
 static NEXT_ROUTER_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// A started embedded broker.
@@ -181,57 +196,53 @@ pub struct Started {
 }
 
 /// Starts the broker with the gateway's link already subscribed to `filters`, so that once a
-/// client can connect, no command it sends can be missed.
+/// client can connect, no command it sends can be missed. The plain listeners are our doors
+/// (`door`) in front of rumqttd on internal loopback ports; TLS is rumqttd's own listener.
 pub fn start(
     cfg: &MqttConfig,
     listeners: &Listeners,
     filters: &[String],
+    fair: FairShare,
 ) -> Result<Started, BrokerError> {
     let users = Users::new(&cfg.users).map_err(BrokerError::Config)?;
-    check_free(listeners.v4)?;
-    if let Some(v5) = listeners.v5 {
-        check_free(v5)?;
-    }
-    let mut v4 = HashMap::from([(
-        "v4".to_string(),
-        server("mqtt-v4", listeners.v4, cfg, &users, None),
-    )]);
-    if let Some((addr, tls)) = &listeners.tls {
-        check_tls(tls)?;
-        check_free(*addr)?;
-        let rustls = TlsConfig::Rustls {
-            capath: None,
-            certpath: tls.cert_file.display().to_string(),
-            keypath: tls.key_file.display().to_string(),
-        };
-        v4.insert(
-            "tls".to_string(),
-            server("mqtt-tls", *addr, cfg, &users, Some(rustls)),
-        );
-    }
-    let config = Config {
-        // Unique per broker in the process: the router thread is named after it, and losses are
-        // attributed by that name (`alerts`).
-        id: NEXT_ROUTER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-        router: router_config(cfg),
-        v4: Some(v4),
-        v5: listeners.v5.map(|addr| {
-            HashMap::from([("v5".to_string(), server("mqtt-v5", addr, cfg, &users, None))])
-        }),
-        ..Config::default()
+    super::door::check_policy(cfg, listeners.tls.as_ref().map(|t| t.0))
+        .map_err(BrokerError::Config)?;
+    // Bound now (not when the door starts), so a taken address is reported at start.
+    let bind = |addr: SocketAddr| {
+        std::net::TcpListener::bind(addr).map_err(|e| BrokerError::Bind(addr, e))
     };
+    let v4_door = bind(listeners.v4)?;
+    let v5_door = listeners.v5.map(bind).transpose()?;
+    let v4_internal = internal_address()?;
+    let v5_internal = listeners.v5.map(|_| internal_address()).transpose()?;
+    let tls = match &listeners.tls {
+        Some((addr, tls)) => {
+            check_tls(tls)?;
+            check_free(*addr)?;
+            let rustls = TlsConfig::Rustls {
+                capath: None,
+                certpath: tls.cert_file.display().to_string(),
+                keypath: tls.key_file.display().to_string(),
+            };
+            Some(server("mqtt-tls", *addr, cfg, &users, Some(rustls)))
+        }
+        None => None,
+    };
+    // Unique per broker in the process: the router thread is named after it, and losses are
+    // attributed by that name (`alerts`).
+    let router_id = NEXT_ROUTER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     tracing::info!(
         own_topics_bytes = guaranteed_backlog_bytes(cfg.own_segment_bytes, cfg.own_segment_count),
         other_topics_bytes = guaranteed_backlog_bytes(cfg.segment_bytes, cfg.segment_count),
         "MQTT backlog: a subscriber may fall this far behind per filter before it loses messages"
     );
     // What Broker::new and Broker::start do, with the listeners on threads of ours.
-    let router_thread = format!("router-{}", config.id);
+    let router_thread = format!("router-{router_id}");
     // rumqttd's router thread has no stop in 0.20: `Router::run` loops until its channel's
     // `recv` fails, and the router keeps a sender to that channel itself, so that never
     // happens. It ends with the process (the stop order hands it everything first, see
     // `app::stop`).
-    let router_tx = Router::new(config.id, config.router.clone()).spawn();
+    let router_tx = Router::new(router_id, router_config(cfg)).spawn();
     let connect_tx = router_tx.clone();
     let connect: super::link::Connect = Box::new(move |id: &str| {
         LinkBuilder::new(id, connect_tx.clone())
@@ -243,16 +254,54 @@ pub fn start(
     let (mut link_tx, mut link_rx) = connect(&id).map_err(BrokerError::Link)?;
     // The router runs already; the listeners start only once the link is subscribed.
     super::link::subscribe(&mut link_tx, &mut link_rx, filters).map_err(BrokerError::Link)?;
+    let policy = Arc::new(Policy {
+        users: users.clone(),
+        allow_anonymous: cfg.allow_anonymous,
+        loopback_is_remote: cfg.test_loopback_is_remote,
+        connect_timeout: cfg.connect_timeout,
+        // rumqttd judges the payload limit itself; this only bounds what the door buffers.
+        max_packet: cfg.max_payload_bytes.saturating_add(128 * 1024),
+        topics: Topics::new(&cfg.base_topic),
+        fair: fair.clone(),
+    });
+    fair.spawn_expiry();
     let mut auditors = Vec::new();
-    for settings in config.v4.into_iter().flat_map(HashMap::into_values) {
-        let (name, port) = (settings.name.clone(), settings.listen.port());
-        let server = Server::new(settings, router_tx.clone(), V4);
-        auditors.push(super::listener::spawn(&name, port, server).map_err(BrokerError::Link)?);
+    let internal = |name: &str, addr: SocketAddr| server(name, addr, cfg, &users, None);
+    let spawn_failed =
+        |e: std::io::Error| BrokerError::Link(format!("cannot start the MQTT door: {e}"));
+    let auditor = super::listener::spawn(
+        "mqtt-v4",
+        v4_internal.port(),
+        Server::new(internal("mqtt-v4", v4_internal), router_tx.clone(), V4),
+        false,
+    )
+    .map_err(BrokerError::Link)?;
+    let front = super::door::spawn("mqtt-v4", v4_door, 4, v4_internal, policy.clone())
+        .map_err(spawn_failed)?;
+    auditors.push(auditor.with_front(front));
+    if let (Some(door), Some(addr)) = (v5_door, v5_internal) {
+        let auditor = super::listener::spawn(
+            "mqtt-v5",
+            addr.port(),
+            Server::new(internal("mqtt-v5", addr), router_tx.clone(), V5),
+            false,
+        )
+        .map_err(BrokerError::Link)?;
+        let front =
+            super::door::spawn("mqtt-v5", door, 5, addr, policy.clone()).map_err(spawn_failed)?;
+        auditors.push(auditor.with_front(front));
     }
-    for settings in config.v5.into_iter().flat_map(HashMap::into_values) {
-        let (name, port) = (settings.name.clone(), settings.listen.port());
-        let server = Server::new(settings, router_tx.clone(), V5);
-        auditors.push(super::listener::spawn(&name, port, server).map_err(BrokerError::Link)?);
+    if let Some(settings) = tls {
+        let port = settings.listen.port();
+        let server = Server::new(settings, router_tx.clone(), V4);
+        auditors.push(
+            super::listener::spawn("mqtt-tls", port, server, true).map_err(BrokerError::Link)?,
+        );
+    }
+    if let Some(note) =
+        super::door::startup_note(cfg.users.len(), cfg.allow_anonymous, listeners.v4)
+    {
+        tracing::warn!("{note}");
     }
     Ok(Started {
         router_thread,

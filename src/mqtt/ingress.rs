@@ -244,7 +244,12 @@ pub async fn run(ingress: Ingress, mut incoming: mpsc::Receiver<Incoming>) {
                 if super::state_guard::check(&msg, &topics, &publisher, &metrics) {
                     continue;
                 }
+                // The door took a fair-share permit for this one: each way out gives it back.
+                let gated = super::fair_share::is_gated(&topics, &msg.topic, msg.payload.is_empty());
                 let Some(job) = admit(msg, &topics, &publisher, &metrics) else {
+                    if gated {
+                        publisher.command_done();
+                    }
                     continue;
                 };
                 if let Some(job) = lanes.push(job) {
@@ -256,6 +261,7 @@ pub async fn run(ingress: Ingress, mut incoming: mpsc::Receiver<Incoming>) {
                         job.transaction,
                     );
                     send_reply(&publisher, &topics, &job.msg, &body);
+                    publisher.command_done();
                 }
             }
             permit = in_flight.clone().acquire_owned(), if !lanes.is_empty() => {
@@ -300,6 +306,7 @@ async fn dispatch(
     replies.spawn(async move {
         let result = outcome.await.into_result();
         drop(permit);
+        publisher.command_done();
         send_reply(
             &publisher,
             &topics,

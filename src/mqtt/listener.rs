@@ -1,22 +1,29 @@
 //! One listener of the embedded broker on a thread of our own (rumqttd's `Broker::start` would
-//! start it on a thread we cannot reach). That thread gives rumqttd 0.20 what it lacks:
+//! start it on a thread we cannot reach). The plain listeners are internal (127.0.0.1, an
+//! ephemeral port) behind our front door (`door`), which binds `mqtt.listen` itself; the TLS
+//! listener is rumqttd's own, on `mqtt.tls.listen`. That thread gives rumqttd 0.20 what it lacks:
 //! - TCP_NODELAY: rumqttd never sets it, so a reply written right after a PUBACK waited for the
-//!   client's delayed ACK (~40 ms). rumqttd binds its listener inside `Server::start`, so once it
+//!   peer's delayed ACK (~40 ms). rumqttd binds its listener inside `Server::start`, so once it
 //!   listens we find that socket among this thread's descriptors and set the option on it; Linux
 //!   copies it to every socket the listener accepts. Sockets accepted before that are set too.
-//! - immediate ACKs: TCP_NODELAY removes our half of the stall; the other half is the client's
-//!   Nagle algorithm (rumqttc's default), which holds its next PUBLISH until we ACK its last
-//!   small packet (e.g. the PUBACK of a reply), and Linux delays that ACK by up to 40 ms hoping
-//!   to piggyback it. rumqttd gives no hook after a read, but all its connections run on this
-//!   thread's runtime: just before the thread parks (every ready socket has been read), we set
-//!   TCP_QUICKACK on the listener's client sockets, which sends any pending ACK at once. Cost:
-//!   one setsockopt per client socket per park; the socket list is read again after every
-//!   accept (and every second, for closed ones).
-//! - an audit of its sockets for `/metrics` (and the test that the option is on every one).
+//!   Behind the door the peer is the door, whose leg has TCP_NODELAY too: no stall either way.
+//! - immediate ACKs (TLS listener only; the door does this for its clients): TCP_NODELAY removes
+//!   our half of the stall; the other half is the client's Nagle algorithm (rumqttc's default),
+//!   which holds its next PUBLISH until we ACK its last small packet (e.g. the PUBACK of a
+//!   reply), and Linux delays that ACK by up to 40 ms hoping to piggyback it. rumqttd gives no
+//!   hook after a read, but all its connections run on this thread's runtime: just before the
+//!   thread parks (every ready socket has been read), we set TCP_QUICKACK on the listener's
+//!   client sockets, which sends any pending ACK at once. Cost: one setsockopt per client socket
+//!   per park; the socket list is read again after every accept (and every second, for closed
+//!   ones).
+//! - an audit of its sockets for `/metrics` (and the test that the option is on every one),
+//!   merged with the door's for a listener behind one.
 //! - a descriptor reserve: rumqttd accepts until the process runs out of descriptors (and then
 //!   spins on "Too many open files"), after which EVE's API cannot accept either. Its accept
-//!   loop is only polled while [`RESERVE`] descriptors stay free; meanwhile new connections
-//!   wait in the kernel's backlog and the ones it holds time out (`mqtt.connect_timeout`).
+//!   loop is only polled while a reserve of descriptors stays free (a smaller one behind the
+//!   door, which keeps the larger one, so that a client the door admitted gets through);
+//!   meanwhile new connections wait in the kernel's backlog and the ones it holds time out
+//!   (`mqtt.connect_timeout`).
 
 use crate::descriptors;
 use rumqttd::protocol::Protocol;
@@ -29,18 +36,21 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
-/// Descriptors kept free for everything but the broker's accept loop (EVE's API, the store).
-pub const RESERVE: u64 = 64;
+/// Descriptors kept free for everything but a direct (TLS) listener's accept loop.
+pub const RESERVE: u64 = super::door::RESERVE;
+/// The same for an internal listener behind the door (the door keeps the larger reserve).
+pub const INTERNAL_RESERVE: u64 = super::door::RESERVE / 2;
 /// How often a paused accept loop looks again.
 const RESERVE_RECHECK: Duration = Duration::from_millis(50);
 
-/// Polls `inner` (rumqttd's accept loop) only while the process has `RESERVE` descriptors free
+/// Polls `inner` (rumqttd's accept loop) only while the process has `reserve` descriptors free
 /// below its soft limit. Each poll of that loop accepts at most one socket (it sleeps after
 /// each accept), so the reserve is kept within one descriptor per listener.
 struct Reserved<F> {
     inner: Pin<Box<F>>,
     acks: Arc<AckSweep>,
     limit: u64,
+    reserve: u64,
     pause: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
@@ -56,7 +66,7 @@ impl<F: Future> Future for Reserved<F> {
                 self.pause = None;
             }
             let open = descriptors::own_fds().map_or(0, |fds| fds.len() as u64);
-            if open + RESERVE < self.limit {
+            if open + self.reserve < self.limit {
                 self.acks.stale.store(true, Ordering::Relaxed);
                 return self.inner.as_mut().poll(cx);
             }
@@ -102,26 +112,47 @@ impl AckSweep {
 
 pub use crate::descriptors::SocketAudit;
 
-/// Asks a listener thread for its audit.
-#[derive(Clone, Debug)]
+/// Asks a listener thread for its audit (and the door in front of it, if any).
+#[derive(Clone)]
 pub struct Auditor {
     tx: mpsc::Sender<oneshot::Sender<SocketAudit>>,
+    front: Option<Arc<super::door::Sockets>>,
 }
 
 impl Auditor {
+    /// The listener is behind a door: its clients are the door's.
+    pub fn with_front(mut self, front: Arc<super::door::Sockets>) -> Auditor {
+        self.front = Some(front);
+        self
+    }
+
     pub async fn audit(&self) -> Option<SocketAudit> {
         let (tx, rx) = oneshot::channel();
         self.tx.try_send(tx).ok()?;
-        tokio::time::timeout(Duration::from_secs(2), rx)
+        let mut audit = tokio::time::timeout(Duration::from_secs(2), rx)
             .await
             .ok()?
-            .ok()
+            .ok()?;
+        if let Some(front) = &self.front {
+            // Either leg without TCP_NODELAY would stall replies; the clients are the door's.
+            let (clients, without, quick_acks) = front.audit();
+            audit.clients = clients;
+            audit.clients_without_nodelay += without;
+            audit.quick_acks = quick_acks;
+        }
+        Some(audit)
     }
 }
 
 /// Starts `server` (which listens on `port`) on its own thread; returns once it listens with
-/// TCP_NODELAY set, or why it could not.
-pub fn spawn<P>(name: &str, port: u16, mut server: Server<P>) -> Result<Auditor, String>
+/// TCP_NODELAY set, or why it could not. `direct`: clients connect to it themselves (TLS), so
+/// it needs the ACK sweep and the full reserve; otherwise it is behind the door.
+pub fn spawn<P>(
+    name: &str,
+    port: u16,
+    mut server: Server<P>,
+    direct: bool,
+) -> Result<Auditor, String>
 where
     P: Protocol + Clone + Send + 'static,
 {
@@ -143,11 +174,12 @@ where
             // Not in a private descriptor table (unshare(CLONE_FILES)), tried: the router thread
             // wakes this runtime through its eventfd by number, which must mean the same here.
             let sweep = acks.clone();
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .on_thread_park(move || sweep.sweep())
-                .build()
-            {
+            let mut builder = tokio::runtime::Builder::new_current_thread();
+            builder.enable_all();
+            if direct {
+                builder.on_thread_park(move || sweep.sweep());
+            }
+            let runtime = match builder.build() {
                 Ok(rt) => rt,
                 Err(e) => {
                     let _ = ready_tx.send(Err(format!("no runtime for {label}: {e}")));
@@ -159,6 +191,7 @@ where
                     inner: Box::pin(server.start(LinkType::Remote)),
                     acks: acks.clone(),
                     limit: descriptors::soft_limit().unwrap_or(u64::MAX),
+                    reserve: if direct { RESERVE } else { INTERNAL_RESERVE },
                     pause: None,
                 };
                 tokio::pin!(serve);
@@ -190,7 +223,10 @@ where
         })
         .map_err(|e| format!("cannot start thread {name}: {e}"))?;
     match ready_rx.recv_timeout(Duration::from_secs(10)) {
-        Ok(Ok(())) => Ok(Auditor { tx: audit_tx }),
+        Ok(Ok(())) => Ok(Auditor {
+            tx: audit_tx,
+            front: None,
+        }),
         Ok(Err(e)) => Err(e),
         Err(_) => Err("the listener did not start within 10 s".into()),
     }

@@ -4,10 +4,13 @@
 pub mod alerts;
 pub mod auth;
 mod broker;
+mod door;
 pub mod external;
+mod fair_share;
 mod ingress;
 mod link;
 mod listener;
+mod packet;
 pub mod state_guard;
 pub mod topics;
 
@@ -22,6 +25,8 @@ pub fn prepare(cfg: &MqttConfig) -> Result<(), ConfigError> {
         check_tls(tls).map_err(|e| invalid("mqtt.tls", e.to_string()))?;
     }
     auth::Users::new(&cfg.users).map_err(|reason| invalid("mqtt.users", reason))?;
+    let tls = cfg.tls.as_ref().and_then(|t| t.listen.parse().ok());
+    door::check_policy(cfg, tls).map_err(|reason| invalid("mqtt.allow_anonymous", reason))?;
     if let Some(external) = &cfg.external {
         external::check(external).map_err(|e| match e {
             external::ExternalError::Invalid { key, reason } => invalid(key, reason),
@@ -91,6 +96,8 @@ struct Shared {
     /// Hashes of the last retained payloads of the topics [`state_guard`] watches, to tell our
     /// own echoes from a foreign publish.
     recent: Mutex<std::collections::HashMap<String, std::collections::VecDeque<u64>>>,
+    /// Command permits of the embedded broker's door, given back by ingress.
+    fair: fair_share::FairShare,
 }
 
 /// How many recent payloads per guarded topic count as ours (echoes overtaken by newer ones).
@@ -154,6 +161,11 @@ impl Publisher {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(topic = %out.topic, dropped_total = n + 1, "a broker connection's queue is full ({SINK_CAPACITY} messages): message dropped");
         }
+    }
+
+    /// Ingress finished a command (see `fair_share`): its sender's permit goes back.
+    pub(crate) fn command_done(&self) {
+        self.shared.fair.done();
     }
 
     /// Starts remembering the recent retained payloads of `topics` (see [`state_guard`]).
@@ -270,7 +282,7 @@ pub fn start_embedded(
         v5: settings.mqtt_listen_v5,
         tls: settings.mqtt_tls.clone(),
     };
-    let started = broker::start(cfg, &listeners, &filters)?;
+    let started = broker::start(cfg, &listeners, &filters, publisher.shared.fair.clone())?;
     tasks.output.spawn(alerts::run(
         started.router_thread.clone(),
         losses.metrics,
@@ -297,9 +309,6 @@ pub fn start_embedded(
         auditors: started.auditors,
     });
     tracing::info!(%listen, v5 = ?settings.mqtt_listen_v5, tls = ?listeners.tls.as_ref().map(|t| t.0), users = cfg.users.len(), "embedded MQTT broker listening");
-    if cfg.users.is_empty() {
-        tracing::warn!("the embedded broker accepts anonymous clients: anyone who reaches it can send commands (configure [[mqtt.users]])");
-    }
     Ok(Some(EmbeddedLink { writer_done }))
 }
 

@@ -42,7 +42,9 @@ pub fn broker(settings: &Settings) -> Option<Broker> {
     }
     Some(Broker::Embedded {
         addr,
-        login: !cfg.mqtt.users.is_empty(),
+        // Always: its client id is reserved, and the broker's front door lets a reserved id in
+        // only with the gateway's own login (users configured or not).
+        login: true,
     })
 }
 

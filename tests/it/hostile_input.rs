@@ -319,8 +319,9 @@ async fn flooder(port: u16, name: &str) -> (rumqttc::AsyncClient, mpsc::Unbounde
     (client, acks)
 }
 
-/// One client floods 20,000 commands on one app's topic; once the broker holds all of them,
-/// another client sends one command for another app. It is answered while the flood is still
+/// One client floods 20,000 commands on one app's topic; once the broker acknowledged 1,000 of
+/// them (the front door passes a flooding client's commands at the pace they are answered, so
+/// the rest wait in that client's connection), another client sends one command for another app. It is answered while the flood is still
 /// being answered (flood replies keep arriving after it), not after the whole flood.
 #[tokio::test]
 async fn one_clients_flood_does_not_hold_up_another_clients_command() {
@@ -347,7 +348,7 @@ async fn one_clients_flood_does_not_hold_up_another_clients_command() {
             .unwrap();
     }
     let mut acked = 0;
-    while acked < FLOOD {
+    while acked < 1_000 {
         tokio::time::timeout(patience(), acks.recv())
             .await
             .expect("the broker acknowledges the flood")

@@ -26,6 +26,7 @@ mod method_not_allowed;
 mod module_graph;
 mod mqtt_backlog;
 mod mqtt_contract;
+mod mqtt_door;
 mod mqtt_fds;
 mod mqtt_links;
 mod mqtt_security;

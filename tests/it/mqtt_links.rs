@@ -71,13 +71,19 @@ async fn profile_command_works(probe: &mut Probe, profile: &str) {
 }
 
 #[tokio::test]
-async fn the_old_link_id_is_harmless_on_an_anonymous_broker() {
+async fn reserved_ids_are_refused_on_an_anonymous_broker_too() {
     let gw = TestGateway::start().await;
-    assert_eq!(
-        connect_as_id(gw.mqtt_port, "lps-bridge", None).await,
-        Some(ConnectReturnCode::Success),
-        "nothing of ours is called lps-bridge any more"
-    );
+    // The front door judges every CONNECT, with or without credentials.
+    for id in [
+        "lps-bridge".to_string(),
+        gw.running().publisher.link().unwrap().id(),
+    ] {
+        assert_eq!(
+            connect_as_id(gw.mqtt_port, &id, None).await,
+            Some(ConnectReturnCode::BadClientId),
+            "{id} is the gateway's"
+        );
+    }
     let mut probe = Probe::connect(gw.mqtt_port, &[&format!("{B}/response/#")]).await;
     profile_command_works(&mut probe, "night").await;
     let link = gw.running().publisher.link().unwrap();
@@ -134,9 +140,14 @@ async fn a_lost_link_comes_back_subscribed_with_its_retained_state() {
     profile_command_works(&mut probe, "night").await;
     let link = gw.running().publisher.link().unwrap();
     let stolen = link.id();
-    // Only a client that knows the random id can do this (tests read it in-process).
+    // Only a client that knows the random id and the gateway's own per-process login can do
+    // this (tests read both in-process): the door refuses a reserved id to anyone else.
+    let gateway = (
+        lps_bridge::mqtt::auth::GATEWAY_USER,
+        lps_bridge::mqtt::auth::gateway_password(),
+    );
     assert_eq!(
-        connect_as_id(gw.mqtt_port, &stolen, None).await,
+        connect_as_id(gw.mqtt_port, &stolen, Some(gateway)).await,
         Some(ConnectReturnCode::Success)
     );
     eventually("the link rebuilt", || async {
