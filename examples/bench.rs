@@ -2,9 +2,10 @@
 //!
 //! ```sh
 //! cargo build --release && cargo run --release --example bench
-//! cargo build --release && cargo run --release --example bench -- broker   # only 5–7
+//! cargo build --release && cargo run --release --example bench -- broker   # only 5–7, 12–14
 //! cargo build --release && cargo run --release --example bench -- eve      # only 8–11
-//! cargo build --release && cargo run --release --example bench -- smoke    # all but 5–7, few samples, < 2 min (CI)
+//! cargo build --release && cargo run --release --example bench -- smoke    # every row, few samples, < 2 min (CI)
+//! (`smoke` combines with `broker`, `eve` and `latency`: `-- broker smoke`)
 //! ```
 //!
 //! Everything runs on 127.0.0.1 and stops by itself (every phase has a time cap). Each latency
@@ -23,8 +24,9 @@
 //! 1p. The PLC case: a restart after 3.1 s of quiet → the signal line; baseline: a broker round
 //!    trip after the same quiet.
 //!
-//! 5. to 7. The broker under load against Mosquitto, and QoS 1 command → reply latency: see
-//!    `bench_parts/broker.rs`.
+//! 5. to 7. and 12. to 14. The broker under load against Mosquitto (reply flood, fan-in,
+//!    fan-out, a fixed 1,000 msg/s, 1,000 idle connections), and QoS 1 command → reply latency:
+//!    see `bench_parts/broker.rs`.
 //!
 //! 8. to 11. Telemetry with 10 / 100 / 1,000 apps, EVE-side throughput with a fresh TCP
 //!    connection per request, memory after 10,000 apps shrink to 3, footprint: see
@@ -1069,7 +1071,7 @@ fn main() -> anyhow::Result<()> {
         eve_side::Scale::Full
     };
     if arg("latency") {
-        broker::latency_table();
+        broker::latency_table(scale);
         return Ok(());
     }
     if arg("eve") {
@@ -1085,7 +1087,7 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     if arg("broker") {
-        broker::print_all();
+        broker::print_all(scale);
         println!();
         println!(
             "Total run time: {:.1} s.",
@@ -1291,12 +1293,7 @@ fn main() -> anyhow::Result<()> {
         println!("- {n}");
     }
     client_rt.block_on(eve_side::print_all(scale));
-    if scale == eve_side::Scale::Full {
-        broker::print_all();
-    } else {
-        println!();
-        println!("(smoke mode: rows 5–7, the broker against Mosquitto, are left out; `-- broker` runs them)");
-    }
+    broker::print_all(scale);
     println!();
     println!(
         "Total run time: {:.1} s.",
