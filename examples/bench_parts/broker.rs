@@ -316,6 +316,8 @@ struct LoadRun {
     broker_idle_kb: u64,
     broker_peak_kb: u64,
     broker_cpu_s: f64,
+    /// Publishes sent (fan-out: each reaches every subscriber, so fewer than `expected`).
+    published: usize,
     gateway_peak_kb: Option<u64>,
     gateway_cpu_s: Option<f64>,
     /// Idle connections: the broker's RSS with every connection held, and its CPU seconds
@@ -343,7 +345,14 @@ struct Sizes {
     idle_connections: usize,
     /// How long the idle connections stay before RSS and CPU are read.
     idle_hold: Duration,
+    /// Which brokers run: all four, or (smoke) one of ours and one Mosquitto.
+    brokers: &'static [Broker],
 }
+
+const SMOKE_BROKERS: [Broker; 2] = [
+    Broker::Embedded { old: false },
+    Broker::Mosquitto { unlimited: false },
+];
 
 impl Sizes {
     fn new(scale: Scale) -> Sizes {
@@ -355,6 +364,7 @@ impl Sizes {
                 rate_seconds: 10,
                 idle_connections: 1_000,
                 idle_hold: Duration::from_secs(5),
+                brokers: &ALL,
             },
             Scale::Smoke => Sizes {
                 flood_per_client: 100,
@@ -363,6 +373,7 @@ impl Sizes {
                 rate_seconds: 1,
                 idle_connections: 100,
                 idle_hold: Duration::from_secs(1),
+                brokers: &SMOKE_BROKERS,
             },
         }
     }
@@ -475,6 +486,7 @@ async fn run_load(broker: Broker, kind: Load, sizes: Sizes) -> anyhow::Result<Lo
         broker_idle_kb: idle.rss_kb,
         broker_peak_kb: peak.hwm_kb,
         broker_cpu_s: cpu,
+        published: expected,
         gateway_peak_kb,
         gateway_cpu_s,
         held_rss_kb: None,
@@ -533,6 +545,7 @@ fn load_run(
         broker_idle_kb: idle.rss_kb,
         broker_peak_kb: peak.hwm_kb,
         broker_cpu_s: cpu,
+        published: expected,
         gateway_peak_kb: None,
         gateway_cpu_s: None,
         held_rss_kb: None,
@@ -593,7 +606,7 @@ async fn run_fan_out(broker: Broker, sizes: Sizes) -> anyhow::Result<LoadRun> {
     let cpu = cpu_seconds(r.broker_pid) - cpu0;
     let peak = read_mem(r.broker_pid)?;
     let got = merged(&deliveries);
-    Ok(load_run(
+    let mut run = load_run(
         n * FAN_OUT_SUBSCRIBERS,
         flood.acked,
         flood.first_us,
@@ -601,7 +614,9 @@ async fn run_fan_out(broker: Broker, sizes: Sizes) -> anyhow::Result<LoadRun> {
         idle,
         peak,
         cpu,
-    ))
+    );
+    run.published = n;
+    Ok(run)
 }
 
 /// 13. One publisher at exactly [`RATE`] msg/s (each publish at its slot on the clock, QoS 1)
@@ -773,7 +788,7 @@ fn mb(kb: u64) -> String {
 }
 
 /// Runs `kind` `reps` times on every broker, alternating (run 1 of each, then run 2 of each),
-/// each on a fresh broker; returns the runs and the errors per broker, in [`ALL`]'s order.
+/// each on a fresh broker; returns the runs and the errors per broker, in `sizes.brokers` order.
 fn alternate(
     title: &str,
     kind: Load,
@@ -781,9 +796,9 @@ fn alternate(
     sizes: Sizes,
 ) -> Vec<(Vec<LoadRun>, Vec<String>)> {
     let mut out: Vec<(Vec<LoadRun>, Vec<String>)> =
-        ALL.iter().map(|_| Default::default()).collect();
+        sizes.brokers.iter().map(|_| Default::default()).collect();
     for rep in 0..reps {
-        for (b, broker) in ALL.iter().enumerate() {
+        for (b, broker) in sizes.brokers.iter().enumerate() {
             eprintln!(
                 "[bench] {title}: {} (run {}/{reps})",
                 broker.name(),
@@ -856,7 +871,7 @@ fn load_table(title: &str, kind: Load, reps: usize, sizes: Sizes) {
     let results = alternate(title, kind, reps, sizes);
     let mut ours = None;
     let mut mosquitto = Vec::new();
-    for (broker, (runs, errors)) in ALL.iter().zip(&results) {
+    for (broker, (runs, errors)) in sizes.brokers.iter().zip(&results) {
         if runs.is_empty() {
             eve_side_not_measured();
             println!(
@@ -871,7 +886,7 @@ fn load_table(title: &str, kind: Load, reps: usize, sizes: Sizes) {
         let idle = median_u(runs.iter().map(|r| r.broker_idle_kb).collect());
         let mut note = Vec::new();
         let acked = median_u(runs.iter().map(|r| r.acked as u64).collect());
-        if kind != Load::Idle && acked as usize != runs[0].expected {
+        if kind != Load::Idle && acked as usize != runs[0].published {
             note.push(format!("publishes acknowledged: {acked}"));
         }
         if runs[0].gateway_peak_kb.is_some() {
