@@ -2,9 +2,10 @@
 //!
 //! ```sh
 //! cargo build --release && cargo run --release --example bench
-//! cargo build --release && cargo run --release --example bench -- broker   # only 5–7
+//! cargo build --release && cargo run --release --example bench -- broker   # only 5–7, 12–14
 //! cargo build --release && cargo run --release --example bench -- eve      # only 8–11
-//! cargo build --release && cargo run --release --example bench -- smoke    # all but 5–7, few samples, < 2 min (CI)
+//! cargo build --release && cargo run --release --example bench -- smoke    # every row, few samples, < 2 min (CI)
+//! (`smoke` combines with `broker`, `eve` and `latency`: `-- broker smoke`)
 //! ```
 //!
 //! Everything runs on 127.0.0.1 and stops by itself (every phase has a time cap). Each latency
@@ -23,8 +24,9 @@
 //! 1p. The PLC case: a restart after 3.1 s of quiet → the signal line; baseline: a broker round
 //!    trip after the same quiet.
 //!
-//! 5. to 7. The broker under load against Mosquitto, and QoS 1 command → reply latency: see
-//!    `bench_parts/broker.rs`.
+//! 5. to 7. and 12. to 14. The broker under load against Mosquitto (reply flood, fan-in,
+//!    fan-out, a fixed 1,000 msg/s, 1,000 idle connections), and QoS 1 command → reply latency:
+//!    see `bench_parts/broker.rs`.
 //!
 //! 8. to 11. Telemetry with 10 / 100 / 1,000 apps, EVE-side throughput with a fresh TCP
 //!    connection per request, memory after 10,000 apps shrink to 3, footprint: see
@@ -478,6 +480,11 @@ fn newest_command(status: u16, body: &Bytes) -> anyhow::Result<Option<u64>> {
 struct SignalResult {
     signal: Vec<Duration>,
     echo: Vec<Duration>,
+    /// Per hop of each sample: publish → the store's committed change that carries the signal
+    /// (broker, gateway link, ingress, actor queue, apply, commit with fsync), and that change
+    /// → the signal line at the client (signal task, HTTP chunk, client read).
+    to_commit: Vec<Duration>,
+    commit_to_line: Vec<Duration>,
     extra_lines: usize,
     capped: bool,
 }
@@ -487,6 +494,7 @@ async fn bench_signal(
     lines: &mut Lines,
     publisher: &Mqtt,
     echo: &mut Mqtt,
+    committed: &mut mpsc::UnboundedReceiver<Instant>,
     n: usize,
     cap: Duration,
 ) -> anyhow::Result<SignalResult> {
@@ -494,6 +502,8 @@ async fn bench_signal(
     let mut r = SignalResult {
         signal: Vec::with_capacity(n),
         echo: Vec::with_capacity(n),
+        to_commit: Vec::with_capacity(n),
+        commit_to_line: Vec::with_capacity(n),
         extra_lines: 0,
         capped: false,
     };
@@ -522,6 +532,7 @@ async fn bench_signal(
 
         // Measurement: publish restart → next signal line.
         r.extra_lines += lines.drain_ready();
+        while committed.try_recv().is_ok() {}
         let t0 = Instant::now();
         publisher.publish(&topic, RESTART).await?;
         let (at, line) = lines
@@ -536,10 +547,43 @@ async fn bench_signal(
         }
         if i >= WARMUP {
             r.signal.push(at - t0);
+            // The commit's broadcast can reach this runtime after the line (both wake it).
+            let commit = match committed.try_recv() {
+                Ok(c) => Some(c),
+                Err(_) => tokio::time::timeout(SAMPLE_TIMEOUT, committed.recv())
+                    .await
+                    .ok()
+                    .flatten(),
+            };
+            if let Some(c) = commit {
+                let c = c.min(at);
+                r.to_commit.push(c.saturating_duration_since(t0));
+                r.commit_to_line.push(at - c);
+            }
         }
         tokio::time::sleep(GAP).await;
     }
     Ok(r)
+}
+
+/// Timestamps every committed store change that signals EVE, as it reaches this runtime.
+fn watch_commits(store: &StoreHandle) -> mpsc::UnboundedReceiver<Instant> {
+    let mut changes = store.subscribe();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            match changes.recv().await {
+                Ok(change) if !change.signals.is_empty() => {
+                    if tx.send(Instant::now()).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    rx
 }
 
 struct AppinfoResult {
@@ -924,6 +968,7 @@ fn bench_config(dir: &Path) -> Config {
 struct InProcess {
     signal: SignalResult,
     signal_commits: String,
+    signal_commit_mean: f64,
     plc: PlcResult,
     appinfo: AppinfoResult,
     appinfo_commits: String,
@@ -952,8 +997,23 @@ async fn in_process(
 
     eprintln!("[bench] 1/4 MQTT publish → signal line ({n_signal} samples + baseline)");
     let c0 = commits(store);
-    let signal = bench_signal(&mut lines, &publisher, &mut echo, n_signal, CAP_SIGNAL).await?;
-    let signal_commits = commits_note(&c0, &commits(store));
+    let mut committed = watch_commits(store);
+    let signal = bench_signal(
+        &mut lines,
+        &publisher,
+        &mut echo,
+        &mut committed,
+        n_signal,
+        CAP_SIGNAL,
+    )
+    .await?;
+    let c1 = commits(store);
+    let signal_commits = commits_note(&c0, &c1);
+    let signal_commit_mean = if c1.commits > c0.commits {
+        (c1.total_us - c0.total_us) as f64 / (c1.commits - c0.commits) as f64 / 1e3
+    } else {
+        0.0
+    };
 
     eprintln!(
         "[bench] 1p MQTT publish → signal line after {} s quiet ({n_plc} samples + baseline)",
@@ -978,6 +1038,7 @@ async fn in_process(
     Ok(InProcess {
         signal,
         signal_commits,
+        signal_commit_mean,
         plc,
         appinfo,
         appinfo_commits,
@@ -1069,7 +1130,7 @@ fn main() -> anyhow::Result<()> {
         eve_side::Scale::Full
     };
     if arg("latency") {
-        broker::latency_table();
+        broker::latency_table(scale);
         return Ok(());
     }
     if arg("eve") {
@@ -1085,7 +1146,7 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     if arg("broker") {
-        broker::print_all();
+        broker::print_all(scale);
         println!();
         println!(
             "Total run time: {:.1} s.",
@@ -1232,6 +1293,42 @@ fn main() -> anyhow::Result<()> {
     );
 
     println!();
+    println!("### Row 1 by hop");
+    println!();
+    println!("| hop | n | p50 | p99 | max |");
+    println!("|---|---:|---:|---:|---:|");
+    let commit_mean = r.signal_commit_mean;
+    for (name, samples) in [
+        (
+            "1b. broker alone: MQTT publish → a 2nd client (round trip through the same broker)",
+            &s.echo,
+        ),
+        (
+            "1h1. publish → store change committed (broker, gateway link, ingress, actor queue, apply, redb commit + fsync)",
+            &s.to_commit,
+        ),
+        (
+            "1h2. committed → signal line at the client (signal task, HTTP chunk, client read)",
+            &s.commit_to_line,
+        ),
+        ("1. end to end", &s.signal),
+    ] {
+        let x = summarize(samples);
+        println!(
+            "| {name} | {} | {} | {} | {} |",
+            x.n,
+            ms(x.p50),
+            ms(x.p99),
+            ms(x.max)
+        );
+    }
+    println!();
+    println!(
+        "- of 1h1, the store's own commit (redb write + fsync, from its write statistics) took {commit_mean:.3} ms on average in this phase; \
+         the rest of 1h1 is the broker, the link, ingress and the actor's queue"
+    );
+
+    println!();
     println!("## Memory (release binary, `lps-bridge run --config <tmp toml>`)");
     println!();
     println!("| measurement | VmRSS | VmHWM (peak) | threads | target | result |");
@@ -1292,12 +1389,7 @@ fn main() -> anyhow::Result<()> {
         println!("- {n}");
     }
     client_rt.block_on(eve_side::print_all(scale));
-    if scale == eve_side::Scale::Full {
-        broker::print_all();
-    } else {
-        println!();
-        println!("(smoke mode: rows 5–7, the broker against Mosquitto, are left out; `-- broker` runs them)");
-    }
+    broker::print_all(scale);
     println!();
     println!(
         "Total run time: {:.1} s.",

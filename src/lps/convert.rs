@@ -8,8 +8,8 @@ use crate::eve::profile::{
     LocalNetworkConfig, NetworkInfo, NetworkPortConfig, RadioConfig, RadioStatus,
 };
 use crate::state::{
-    poll, AppAction, AppBootReport, AppCommandOut, AppReport, BootChoice, BootEntry, DeviceAction,
-    NetworkPort,
+    poll, AppAction, AppBootReport, AppCommandOut, AppReport, AppTarget, BootChoice, BootEntry,
+    DeviceAction, NetworkPort,
 };
 use serde_json::Value;
 
@@ -26,10 +26,25 @@ pub fn radio_request(msg: &RadioStatus) -> poll::Radio {
     }
 }
 
+/// EVE's report is the source of truth, but one app is one entry: a later entry with the id
+/// of an earlier one (ids compared case-insensitively; without an id, the name) is dropped, and
+/// so is an entry with neither id nor name. Duplicates would otherwise share one retained
+/// `B/app/<level>` topic and make a command by name or id ambiguous. EVE itself never sends them.
 pub fn app_info_request(msg: &LocalAppInfoList) -> poll::AppInfo {
+    let mut seen = std::collections::HashSet::new();
+    let mut dropped = 0usize;
     let apps = msg
         .apps_info
         .iter()
+        .filter(|a| {
+            let target = AppTarget {
+                id: a.id.clone(),
+                name: a.name.clone(),
+            };
+            let keep = !(a.id.is_empty() && a.name.is_empty()) && seen.insert(target.key());
+            dropped += usize::from(!keep);
+            keep
+        })
         .map(|a| AppReport {
             id: a.id.clone(),
             name: a.name.clone(),
@@ -37,6 +52,12 @@ pub fn app_info_request(msg: &LocalAppInfoList) -> poll::AppInfo {
             info: to_json(a),
         })
         .collect();
+    if dropped > 0 {
+        tracing::warn!(
+            dropped,
+            "appinfo: ignored entries that repeat an earlier app's id (or, without an id, its name) or have neither id nor name"
+        );
+    }
     poll::AppInfo { apps }
 }
 
@@ -182,7 +203,41 @@ pub fn network_config(token: &str, ports: &[NetworkPort]) -> LocalNetworkConfig 
 mod tests {
     use super::*;
     use crate::command::parse_port;
+    use crate::eve::profile::LocalAppInfo;
     use serde_json::json;
+
+    #[test]
+    fn an_app_report_keeps_one_entry_per_app() {
+        let app = |id: &str, name: &str| LocalAppInfo {
+            id: id.into(),
+            name: name.into(),
+            ..Default::default()
+        };
+        let msg = LocalAppInfoList {
+            apps_info: vec![
+                app("6f1c2a3e-0000-4000-8000-000000000001", "vision"),
+                app("6F1C2A3E-0000-4000-8000-000000000001", "vision-again"),
+                app("", ""),
+                app("", "nameless"),
+                app("", "nameless"),
+                app("6f1c2a3e-0000-4000-8000-000000000002", "nameless"),
+            ],
+        };
+        let poll::AppInfo { apps } = app_info_request(&msg);
+        let kept: Vec<(&str, &str)> = apps
+            .iter()
+            .map(|a| (a.id.as_str(), a.name.as_str()))
+            .collect();
+        assert_eq!(
+            kept,
+            vec![
+                ("6f1c2a3e-0000-4000-8000-000000000001", "vision"),
+                ("", "nameless"),
+                ("6f1c2a3e-0000-4000-8000-000000000002", "nameless"),
+            ],
+            "the first of each id (or nameless id) wins"
+        );
+    }
 
     /// An operator's port JSON, as the command grammar parses it, reaches EVE intact.
     #[test]

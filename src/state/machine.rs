@@ -5,7 +5,7 @@ use super::input::{Announce, Input, Origin, Tick};
 use super::model::{Command, CommandId, Desired, EveLink, Lifecycle, Now, Reports, StoreStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Limits `apply` needs; set from config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +56,10 @@ pub const LAST_SEEN_EVERY_MS: u64 = 30_000;
 pub struct State {
     pub meta: Meta,
     pub commands: BTreeMap<CommandId, Command>,
+    /// Ids of the finished commands in `commands`, oldest first (ids grow with time): `prune`
+    /// drops from its front instead of scanning the whole log on every apply. Kept by `finish`,
+    /// `prune` and `restore_command`, the only places a command becomes or stops being finished.
+    pub(super) finished: BTreeSet<CommandId>,
     pub reports: Reports,
     pub eve: EveLink,
     pub limits: Limits,
@@ -178,6 +182,7 @@ impl State {
         let was_delivered = cmd.lifecycle.was_delivered();
         cmd.lifecycle = to;
         cmd.finished_at_ms = Some(now.unix_ms());
+        self.finished.insert(id);
         let mut data = command_event_data(cmd);
         if to == Lifecycle::Cancelled {
             data["may_have_been_received"] = json!(was_delivered);
@@ -201,21 +206,35 @@ impl State {
         self.count_delivery(id, now, fx);
     }
 
-    /// Drops the oldest finished commands beyond the configured history.
-    pub(super) fn prune(&mut self, fx: &mut Fx) {
-        let finished: Vec<CommandId> = self
-            .commands
-            .values()
-            .filter(|c| !c.lifecycle.is_open())
-            .map(|c| c.id)
-            .collect();
-        let excess = finished
+    /// Drops the oldest finished commands beyond the configured history; returns how many
+    /// commands it looked at, which is how many it dropped.
+    pub(super) fn prune(&mut self, fx: &mut Fx) -> usize {
+        let excess = self
+            .finished
             .len()
             .saturating_sub(self.limits.keep_finished_commands);
-        for id in finished.into_iter().take(excess) {
-            self.commands.remove(&id);
-            fx.persist(Key::Command(id));
+        for _ in 0..excess {
+            if let Some(id) = self.finished.pop_first() {
+                self.commands.remove(&id);
+                fx.persist(Key::Command(id));
+            }
         }
+        excess
+    }
+
+    /// A command read back from the store (start-up), indexed like one that ran here.
+    pub fn restore_command(&mut self, cmd: Command) {
+        if cmd.lifecycle.is_open() {
+            self.finished.remove(&cmd.id);
+        } else {
+            self.finished.insert(cmd.id);
+        }
+        self.commands.insert(cmd.id, cmd);
+    }
+
+    /// Ids of the finished commands, oldest first (for checks of the index).
+    pub fn finished_ids(&self) -> impl Iterator<Item = CommandId> + '_ {
+        self.finished.iter().copied()
     }
 
     fn touch_eve(&mut self, now: Now, fx: &mut Fx) {

@@ -829,6 +829,71 @@ fn finished_commands_are_pruned_beyond_the_history_limit() {
     devinfo(&mut s, last, 10);
     assert_eq!(s.commands.len(), 3, "keep_finished_commands = 3");
     assert!(!s.commands.contains_key(&ids[0]));
+    assert_index_matches(&s);
+}
+
+/// The finished-command index matches the log: every finished command, oldest first.
+fn assert_index_matches(s: &State) {
+    let finished: Vec<CommandId> = s
+        .commands
+        .values()
+        .filter(|c| !c.lifecycle.is_open())
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(s.finished_ids().collect::<Vec<_>>(), finished);
+}
+
+#[test]
+fn pruning_looks_only_at_what_it_drops() {
+    // A long history (as the reliability suite's `keep_finished_commands = 1000000`): pruning
+    // used to scan every command on every apply, so each command cost more than the last.
+    let mut s = State::new(Limits {
+        keep_finished_commands: 1_000_000,
+        ..Limits::default()
+    });
+    report_apps(&mut s, 0, 0, 0);
+    for i in 1..=2_000 {
+        // Each restart of the same app supersedes the previous one: one finished per command.
+        accepted(&restart(&mut s, "vision", i));
+    }
+    assert_eq!(s.commands.len(), 2_000);
+    assert_index_matches(&s);
+    let mut fx = super::machine::Fx {
+        effects: Vec::new(),
+    };
+    assert_eq!(
+        s.prune(&mut fx),
+        0,
+        "nothing beyond the history: nothing looked at"
+    );
+    assert!(fx.effects.is_empty());
+
+    // The history shrinks (a restart with a smaller setting): exactly the excess is visited.
+    s.limits.keep_finished_commands = 1_500;
+    assert_eq!(s.prune(&mut fx), 499);
+    assert_eq!(fx.effects.len(), 499);
+    assert_eq!(s.commands.len(), 1_501, "1,500 finished and the open one");
+    assert_index_matches(&s);
+}
+
+#[test]
+fn restored_commands_are_indexed_like_live_ones() {
+    let mut live = state();
+    for i in 0..5 {
+        let c = accepted(&device(&mut live, DeviceAction::CollectInfo, i))
+            .command
+            .unwrap();
+        devinfo(&mut live, c.timestamp, i);
+    }
+    let mut restored = state();
+    for cmd in live.commands.values() {
+        restored.restore_command(cmd.clone());
+    }
+    assert_eq!(
+        restored.finished_ids().collect::<Vec<_>>(),
+        live.finished_ids().collect::<Vec<_>>()
+    );
+    assert_index_matches(&restored);
 }
 
 #[test]

@@ -221,7 +221,7 @@ impl Disk {
                 let cmd: Command = serde_json::from_slice(bytes.value()).map_err(|e| {
                     StoreError::Corrupt(format!("command {}", id.value()), e.to_string())
                 })?;
-                state.commands.insert(cmd.id, cmd);
+                state.restore_command(cmd);
             }
         }
         if let Some(reports) = optional(txn.open_table(REPORTS))? {

@@ -11,6 +11,7 @@
 mod common;
 
 mod api_docs;
+mod app_report_duplicates;
 mod cli;
 mod command_flow;
 mod dashboard_browser;
