@@ -27,6 +27,9 @@ pub struct Demo {
 pub fn defaults() -> Config {
     let mut c = Config::default();
     c.lps.listen = "127.0.0.1:8888".into();
+    // Said explicitly: the demo's MQTT clients are on this machine, so anonymous clients are
+    // taken from loopback only (Mosquitto 2's rule), as everywhere without this key.
+    c.mqtt.allow_anonymous = false;
     c
 }
 
