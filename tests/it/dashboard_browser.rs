@@ -357,6 +357,7 @@ async fn dashboard_drives_the_node_live() {
             }
             assert!(sse["parts"].get("store").is_none(), "{sse}");
             eprintln!("SSE seen by the page: {sse}");
+            a_typed_profile_is_sent_with_force(&c).await;
 
             // EVE goes silent: the page says so (the test gateway calls it offline after 2 s).
             node.stop().await;
@@ -702,6 +703,25 @@ async fn restart_of_a_halted_app_stalls(c: &Client, url: &str) {
     shot(c, "dashboard-stalled").await;
     click(c, r#"tr[data-app="vision"] [data-action="cancel"]"#).await;
     wait_lifecycle(c, "vision", "cancelled").await;
+}
+
+/// The field for a profile only the controller knows: the gateway refuses names outside
+/// `[[profiles]]`, so the page sends a typed one with force and says so in the confirmation.
+async fn a_typed_profile_is_sent_with_force(c: &Client) {
+    js(c, "(document.querySelector('#profile-other').open = true)").await;
+    c.find(Locator::Css("#profile-custom"))
+        .await
+        .unwrap()
+        .send_keys("maintenance")
+        .await
+        .unwrap();
+    click(c, "#profile-apply").await;
+    let text = modal(c).await;
+    assert!(text.contains("not in [[profiles]]"), "{text}");
+    click(c, "#confirm-ok").await;
+    modal_closed(c).await;
+    let desired = "document.querySelector('#profile-desired').textContent === 'maintenance'";
+    wait_js(c, "desired profile maintenance, forced", desired).await;
 }
 
 /// A 390 x 844 phone: the apps are still there (as cards) and nothing overflows sideways.

@@ -862,11 +862,15 @@ $('#profile-form').addEventListener('submit', async (e) => {
   }
   const ok = await confirmAction({
     title: `Switch to profile ${profile}?`,
-    text: `EVE halts every app whose profile list does not include ${profile} and starts those that do (apps with no profile list keep running). ${switchEffect(profile) || `Which of the apps that halts is not known here: [[profiles]] lists no apps for ${profile}.`}`,
+    text: `EVE halts every app whose profile list does not include ${profile} and starts those that do (apps with no profile list keep running). ${switchEffect(profile) || `Which of the apps that halts is not known here: [[profiles]] lists no apps for ${profile}.`}${typed && !Array.from($('#profile-select').options).some((o) => o.value === typed) ? ` ${profile} is not in [[profiles]]: check its spelling, it is sent as is.` : ''}`,
     ok: `Switch to ${profile}`,
   });
   if (!ok) return;
-  if (await act(`Switch profile to ${profile}`, '/api/profile', { profile }, $('#profile-apply'))) $('#profile-custom').value = '';
+  // The typed field is for a profile only the controller knows: sent with force, since the
+  // gateway refuses names outside [[profiles]] otherwise (a misspelling must not halt apps).
+  const listed = Array.from($('#profile-select').options).some((o) => o.value === profile);
+  const body = typed && !listed ? { profile, force: true } : { profile };
+  if (await act(`Switch profile to ${profile}`, '/api/profile', body, $('#profile-apply'))) $('#profile-custom').value = '';
 });
 
 $('#profile-clear').addEventListener('click', async (e) => {
