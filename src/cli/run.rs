@@ -1,6 +1,8 @@
 //! `run` and `demo`: load, check, then start the gateway on a runtime until Ctrl-C or SIGTERM.
 
-use super::load::{self, Refused};
+use super::load;
+#[cfg(feature = "simulator")]
+use super::load::Refused;
 use super::ConfigArg;
 use std::path::PathBuf;
 use std::process::ExitCode;
