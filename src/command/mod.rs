@@ -6,7 +6,7 @@
 //! write) does three things:
 //! 1. map its input to a [`Target`] and the payload bytes (MQTT: `Topics::parse_command`;
 //!    REST: the route; rules: the action kind);
-//! 2. [`parse`]`(&target, payload)` → [`Parsed`]: the intent or the refusal text, and the
+//! 2. [`parse`]`(&target, payload)` → [`Parsed`]: the intent or the [`PayloadError`], and the
 //!    caller's `transaction` to echo;
 //! 3. [`submit`] the intent with its [`Source`] (`mqtt`, `rest`, `rule:<name>` …) and answer
 //!    with [`reply_payload`] once the outcome is durable.
@@ -14,6 +14,7 @@
 //! Every way in thus validates and words its errors the same way.
 
 mod parse;
+mod payload_error;
 mod port;
 mod reply;
 mod source;
@@ -24,7 +25,8 @@ pub use parse::{
     check_profile, example, parse, Parsed, MAX_APP_REF_BYTES, MAX_COMMAND_BYTES, MAX_PORTS,
     MAX_PORT_LABEL_BYTES, MAX_PORT_TEXT_BYTES, MAX_PROFILE_BYTES,
 };
-pub use port::parse_port;
+pub use payload_error::{PayloadError, TextError, TextField};
+pub use port::{parse_port, PortError};
 pub use reply::reply_payload;
 pub use source::Source;
 

@@ -156,7 +156,7 @@ fn admit(
                 publisher,
                 topics,
                 &msg,
-                &reply_payload(Err(error), transaction),
+                &reply_payload(Err(error.to_string()), transaction),
             );
             None
         }

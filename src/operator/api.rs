@@ -250,7 +250,7 @@ async fn mutate(s: &OperatorState, target: Target, body: &[u8]) -> Response {
         Err(e) => {
             return (
                 StatusCode::BAD_REQUEST,
-                Json(reply_payload(Err(e), parsed.transaction)),
+                Json(reply_payload(Err(e.to_string()), parsed.transaction)),
             )
                 .into_response()
         }

@@ -35,7 +35,9 @@ pub fn to_intent(app: Option<&str>, metric: &str, value: &Written) -> Result<Int
         }
         (_, _, _) => return Err(format!("'{metric}' is a Boolean; write true or false")),
     };
-    command::parse(&topic, body.to_string().as_bytes()).intent
+    command::parse(&topic, body.to_string().as_bytes())
+        .intent
+        .map_err(|e| e.to_string())
 }
 
 fn trigger(value: bool, metric: &str) -> Result<(), String> {
