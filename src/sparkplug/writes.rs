@@ -5,7 +5,7 @@
 use super::payload::Written;
 use crate::command::{self, Source, Target};
 use crate::state::{Event, EventName, Intent};
-use crate::store::{IntentOutcome, StoreHandle};
+use crate::store::StoreHandle;
 use serde_json::json;
 use tokio_util::task::TaskTracker;
 
@@ -63,13 +63,10 @@ pub async fn submit(
     let aside = replies.clone();
     replies.spawn(async move {
         match outcome.await {
-            IntentOutcome::Accepted(reply) => {
+            Ok(reply) => {
                 tracing::info!(%topic, %metric, reply = %reply, "Sparkplug write accepted");
             }
-            IntentOutcome::Rejected(refusal) => {
-                refused(&aside, &store, &topic, &metric, &refusal.to_string());
-            }
-            IntentOutcome::Failed(why) => refused(&aside, &store, &topic, &metric, &why),
+            Err(why) => refused(&aside, &store, &topic, &metric, &why.to_string()),
         }
     });
 }
