@@ -315,3 +315,28 @@ pub async fn post_radio(State(s): State<OperatorState>, body: Bytes) -> Response
 pub async fn post_network(State(s): State<OperatorState>, body: Bytes) -> Response {
     mutate(&s, Target::Network, &body).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_of_no_has_its_status() {
+        let cases = [
+            (CommandError::Payload(PayloadError::NotUtf8), 400),
+            (CommandError::Retained, 400),
+            (CommandError::Refused(Refusal::NothingToCancelDevice), 422),
+            (CommandError::NotStored(NotStored::ShuttingDown), 503),
+            (
+                CommandError::NotStored(NotStored::ReadOnly {
+                    reason: "disk full".into(),
+                }),
+                503,
+            ),
+            (CommandError::Busy { waiting: 1 }, 429),
+        ];
+        for (error, status) in cases {
+            assert_eq!(command_status(&error).as_u16(), status, "{error:?}");
+        }
+    }
+}
