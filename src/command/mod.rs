@@ -6,30 +6,36 @@
 //! write) does three things:
 //! 1. map its input to a [`Target`] and the payload bytes (MQTT: `Topics::parse_command`;
 //!    REST: the route; rules: the action kind);
-//! 2. [`parse`]`(&target, payload)` → [`Parsed`]: the intent or the refusal text, and the
+//! 2. [`parse`]`(&target, payload)` → [`Parsed`]: the intent or the [`PayloadError`], and the
 //!    caller's `transaction` to echo;
 //! 3. [`submit`] the intent with its [`Source`] (`mqtt`, `rest`, `rule:<name>` …) and answer
 //!    with [`reply_payload`] once the outcome is durable.
 //!
-//! Every way in thus validates and words its errors the same way.
+//! Every way in thus validates and words its errors the same way: every "no" is a
+//! [`CommandError`] (payload, state-machine refusal, store, or the way in's own limits).
 
+mod error;
 mod parse;
+mod payload_error;
 mod port;
 mod reply;
 mod source;
 
 /// Why an intent was refused (the state machine decides; every way in words it the same).
 pub use crate::state::Refusal;
+pub use error::CommandError;
 pub use parse::{
     check_profile, example, parse, Parsed, MAX_APP_REF_BYTES, MAX_COMMAND_BYTES, MAX_PORTS,
     MAX_PORT_LABEL_BYTES, MAX_PORT_TEXT_BYTES, MAX_PROFILE_BYTES,
 };
-pub use port::parse_port;
+pub use payload_error::{PayloadError, TextError, TextField};
+pub use port::{parse_port, PortError};
 pub use reply::reply_payload;
 pub use source::Source;
 
 use crate::state::Intent;
-use crate::store::{IntentOutcome, StoreHandle};
+use crate::store::StoreHandle;
+use serde_json::Value;
 
 /// What a command is for; each has its own payload grammar.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,11 +53,13 @@ pub enum Target {
 }
 
 /// Queues a parsed intent at the store (in arrival order) and returns a future for its durable
-/// outcome, so the caller can go on reading while the store commits in batches.
+/// outcome (the accepted JSON, or why not), so the caller can go on reading while the store
+/// commits in batches.
 pub async fn submit(
     store: &StoreHandle,
     intent: Intent,
     source: Source,
-) -> impl std::future::Future<Output = IntentOutcome> + Send + 'static {
-    store.intent(intent, source.to_string()).await
+) -> impl std::future::Future<Output = Result<Value, CommandError>> + Send + 'static {
+    let outcome = store.intent(intent, source.to_string()).await;
+    async move { CommandError::outcome(outcome.await) }
 }

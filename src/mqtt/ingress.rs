@@ -3,7 +3,7 @@
 use super::link::Incoming;
 use super::topics::Topics;
 use super::{Outgoing, Publisher};
-use crate::command::{self, reply_payload, Parsed};
+use crate::command::{self, reply_payload, CommandError, Parsed};
 use crate::store::StoreHandle;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
@@ -133,10 +133,7 @@ fn admit(
     publisher.publish(Outgoing::clear_retained(msg.topic.clone()));
     if msg.retain {
         tracing::warn!(topic = %msg.topic, "retained command refused");
-        let body = reply_payload(
-            Err("retained commands are refused (they would fire again on every reconnect); publish with retain=false. The retained copy was deleted".into()),
-            None,
-        );
+        let body = reply_payload(Err(CommandError::Retained), None);
         send_reply(publisher, topics, &msg, &body);
         return None;
     }
@@ -156,7 +153,7 @@ fn admit(
                 publisher,
                 topics,
                 &msg,
-                &reply_payload(Err(error), transaction),
+                &reply_payload(Err(error.into()), transaction),
             );
             None
         }
@@ -173,11 +170,11 @@ fn mistyped(msg: &Incoming, topics: &Topics, publisher: &Publisher) {
     let right = topics.topic(&right);
     // One line per call site and second at most after a burst (`logging`), whoever floods.
     tracing::info!(topic = %msg.topic, did_you_mean = %right, "message on an unknown command topic refused");
-    let error = format!(
-        "'{}' is not a command topic; did you mean {right}? Commands go to {base}/profile/set, {base}/device/set, {base}/radio/set, {base}/network/set or {base}/app/<name or uuid>/set",
-        msg.topic,
-        base = topics.base()
-    );
+    let error = CommandError::NotACommandTopic {
+        topic: msg.topic.clone(),
+        did_you_mean: right,
+        base: topics.base().to_string(),
+    };
     // Echo the transaction as a command reply would, when the payload has one.
     let transaction = serde_json::from_slice::<Value>(&msg.payload)
         .ok()
@@ -255,9 +252,7 @@ pub async fn run(ingress: Ingress, mut incoming: mpsc::Receiver<Incoming>) {
                 if let Some(job) = lanes.push(job) {
                     tracing::warn!(topic = %job.msg.topic, "command refused: its lane is full");
                     let body = reply_payload(
-                        Err(format!(
-                            "busy: {LANE_LIMIT} commands from this sender (same topic, or same MQTT 5 response topic) are already waiting for the store; this one was not accepted, send it again later"
-                        )),
+                        Err(CommandError::Busy { waiting: LANE_LIMIT }),
                         job.transaction,
                     );
                     send_reply(&publisher, &topics, &job.msg, &body);
@@ -304,7 +299,7 @@ async fn dispatch(
     let publisher = publisher.clone();
     let topics = topics.clone();
     replies.spawn(async move {
-        let result = outcome.await.into_result();
+        let result = outcome.await;
         drop(permit);
         publisher.command_done();
         send_reply(

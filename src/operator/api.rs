@@ -2,10 +2,10 @@
 //! store path as MQTT commands, with the same error wording.
 
 use super::OperatorState;
-use crate::command::{self, reply_payload, Target};
+use crate::command::{self, reply_payload, CommandError, PayloadError, Target};
 use crate::state::resolve::resolve_app;
 use crate::state::Refusal;
-use crate::store::IntentOutcome;
+use crate::store::NotStored;
 use crate::telemetry::views;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -238,32 +238,43 @@ pub async fn get_openapi() -> Response {
 
 /// Parses like the MQTT topic, submits, and answers like the MQTT reply.
 async fn mutate(s: &OperatorState, target: Target, body: &[u8]) -> Response {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("empty body; expected e.g. {}", command::example(&target)),
-        );
-    }
-    let parsed = command::parse(&target, body);
-    let intent = match parsed.intent {
-        Ok(intent) => intent,
-        Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(reply_payload(Err(e), parsed.transaction)),
-            )
-                .into_response()
+    let parsed = if body.iter().all(u8::is_ascii_whitespace) {
+        command::Parsed {
+            intent: Err(PayloadError::EmptyBody {
+                expected: command::example(&target),
+            }),
+            transaction: None,
         }
+    } else {
+        command::parse(&target, body)
     };
-    let (status, result) = match command::submit(&s.store, intent, command::Source::Rest)
-        .await
-        .await
-    {
-        IntentOutcome::Accepted(v) => (StatusCode::OK, Ok(v)),
-        IntentOutcome::Rejected(refusal) => (refusal_status(&refusal), Err(refusal.to_string())),
-        IntentOutcome::Failed(why) => (StatusCode::SERVICE_UNAVAILABLE, Err(why)),
+    let result = match parsed.intent {
+        Ok(intent) => {
+            command::submit(&s.store, intent, command::Source::Rest)
+                .await
+                .await
+        }
+        Err(e) => Err(e.into()),
+    };
+    let status = match &result {
+        Ok(_) => StatusCode::OK,
+        Err(e) => command_status(e),
     };
     (status, Json(reply_payload(result, parsed.transaction))).into_response()
+}
+
+/// The one mapping of a command's "no" to an HTTP status. (Exhaustive, so a new one has to
+/// choose.) Topics, retained messages and lanes are MQTT's; REST never meets them.
+pub fn command_status(error: &CommandError) -> StatusCode {
+    match error {
+        CommandError::NotACommandTopic { .. } => StatusCode::NOT_FOUND,
+        CommandError::Retained | CommandError::Payload(_) => StatusCode::BAD_REQUEST,
+        CommandError::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
+        CommandError::Refused(refusal) => refusal_status(refusal),
+        CommandError::NotStored(
+            NotStored::ReadOnly { .. } | NotStored::ShuttingDown | NotStored::StoreFailed { .. },
+        ) => StatusCode::SERVICE_UNAVAILABLE,
+    }
 }
 
 /// The one mapping of a refusal to an HTTP status: the request was understood and changed
@@ -303,4 +314,29 @@ pub async fn post_radio(State(s): State<OperatorState>, body: Bytes) -> Response
 
 pub async fn post_network(State(s): State<OperatorState>, body: Bytes) -> Response {
     mutate(&s, Target::Network, &body).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_of_no_has_its_status() {
+        let cases = [
+            (CommandError::Payload(PayloadError::NotUtf8), 400),
+            (CommandError::Retained, 400),
+            (CommandError::Refused(Refusal::NothingToCancelDevice), 422),
+            (CommandError::NotStored(NotStored::ShuttingDown), 503),
+            (
+                CommandError::NotStored(NotStored::ReadOnly {
+                    reason: "disk full".into(),
+                }),
+                503,
+            ),
+            (CommandError::Busy { waiting: 1 }, 429),
+        ];
+        for (error, status) in cases {
+            assert_eq!(command_status(&error).as_u16(), status, "{error:?}");
+        }
+    }
 }

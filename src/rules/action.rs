@@ -85,7 +85,9 @@ const KINDS: &str = r#"{ profile = "night" }, { app = "vision", command = "resta
 
 /// Runs a command payload through the shared parser, as the command topics would.
 fn parse_command(target: Target, payload: Value) -> Result<Intent, String> {
-    command::parse(&target, payload.to_string().as_bytes()).intent
+    command::parse(&target, payload.to_string().as_bytes())
+        .intent
+        .map_err(|e| e.to_string())
 }
 
 impl Action {

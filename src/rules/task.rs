@@ -102,7 +102,7 @@ async fn submit(firing: Firing, store: &StoreHandle, replies: &TaskTracker) {
         crate::command::submit(store, intent, crate::command::Source::Rule(rule.clone())).await;
     let store = store.clone();
     replies.spawn(async move {
-        let result = outcome.await.into_result();
+        let result = outcome.await;
         let action_json = serde_json::to_value(&action).unwrap_or(Value::Null);
         match result {
             Ok(accepted) => {
@@ -118,7 +118,7 @@ async fn submit(firing: Firing, store: &StoreHandle, replies: &TaskTracker) {
                 publish_event(
                     &store,
                     EventName::RuleFailed,
-                    json!({ "rule": rule, "topic": topic, "action": action_json, "error": error }),
+                    json!({ "rule": rule, "topic": topic, "action": action_json, "error": error.to_string() }),
                 )
                 .await;
             }

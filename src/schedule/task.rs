@@ -48,7 +48,7 @@ fn now_ms() -> i64 {
 #[derive(Debug, Clone)]
 struct Last {
     entry: String,
-    result: Result<(), String>,
+    result: Result<(), crate::command::CommandError>,
 }
 
 fn entry_text(schedule: &Schedule, entry_ms: i64) -> String {
@@ -67,7 +67,9 @@ fn view(schedules: &[Schedule], now_ms: i64, last: &[Option<Last>]) -> Value {
                 let next = s.enabled.then(|| s.next_after(now_ms)).flatten();
                 let last = last.get(i).cloned().flatten().map(|l| match l.result {
                     Ok(()) => json!({ "entry": l.entry, "status": "ok" }),
-                    Err(e) => json!({ "entry": l.entry, "status": "error", "error": e }),
+                    Err(e) => {
+                        json!({ "entry": l.entry, "status": "error", "error": e.to_string() })
+                    }
                 });
                 json!({
                     "name": s.name,
@@ -181,7 +183,7 @@ async fn run(
                     }
                     Err(error) => {
                         tracing::warn!(schedule = name, %error, "schedule could not act");
-                        fields.insert("error".into(), json!(error));
+                        fields.insert("error".into(), json!(error.to_string()));
                         store
                             .event(Event::new(EventName::ScheduleFailed, Value::Object(fields)))
                             .await;

@@ -368,7 +368,7 @@ async fn session(
                         // What deleting a retained message looks like (ours included): no command.
                     } else if p.retain {
                         // A retained command would fire again on every reconnect: refuse and delete it.
-                        writes::refused(&tasks.replies, store, &p.topic, "", "retained commands are refused (they would fire again on every reconnect); publish with retain=false. The retained copy was deleted");
+                        writes::refused(&tasks.replies, store, &p.topic, "", &crate::command::CommandError::Retained.to_string());
                         let _ = s.client.publish(p.topic.clone(), QoS::AtLeastOnce, true, Vec::new()).await;
                     } else {
                         s.on_command(&p.topic, &p.payload).await;

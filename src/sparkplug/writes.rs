@@ -5,7 +5,7 @@
 use super::payload::Written;
 use crate::command::{self, Source, Target};
 use crate::state::{Event, EventName, Intent};
-use crate::store::{IntentOutcome, StoreHandle};
+use crate::store::StoreHandle;
 use serde_json::json;
 use tokio_util::task::TaskTracker;
 
@@ -35,7 +35,9 @@ pub fn to_intent(app: Option<&str>, metric: &str, value: &Written) -> Result<Int
         }
         (_, _, _) => return Err(format!("'{metric}' is a Boolean; write true or false")),
     };
-    command::parse(&topic, body.to_string().as_bytes()).intent
+    command::parse(&topic, body.to_string().as_bytes())
+        .intent
+        .map_err(|e| e.to_string())
 }
 
 fn trigger(value: bool, metric: &str) -> Result<(), String> {
@@ -61,13 +63,10 @@ pub async fn submit(
     let aside = replies.clone();
     replies.spawn(async move {
         match outcome.await {
-            IntentOutcome::Accepted(reply) => {
+            Ok(reply) => {
                 tracing::info!(%topic, %metric, reply = %reply, "Sparkplug write accepted");
             }
-            IntentOutcome::Rejected(refusal) => {
-                refused(&aside, &store, &topic, &metric, &refusal.to_string());
-            }
-            IntentOutcome::Failed(why) => refused(&aside, &store, &topic, &metric, &why),
+            Err(why) => refused(&aside, &store, &topic, &metric, &why.to_string()),
         }
     });
 }

@@ -42,20 +42,51 @@ pub enum IntentOutcome {
     Accepted(serde_json::Value),
     /// Refused by the state machine (unknown app, nothing to cancel ...).
     Rejected(crate::state::Refusal),
-    /// Not stored (store failure, shutting down): the reason.
-    Failed(String),
+    /// Not stored: nothing changed.
+    Failed(NotStored),
 }
 
-impl IntentOutcome {
-    /// The reply's `Ok(accepted JSON)` or `Err(reason)`.
-    pub fn into_result(self) -> Result<serde_json::Value, String> {
-        match self {
-            IntentOutcome::Accepted(v) => Ok(v),
-            IntentOutcome::Rejected(refusal) => Err(refusal.to_string()),
-            IntentOutcome::Failed(why) => Err(why),
+/// Why an intent the state machine would take was not stored; the text says what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotStored {
+    /// Writes are refused until the store heals (`StoreError::ReadOnly`'s reason).
+    ReadOnly {
+        reason: String,
+    },
+    ShuttingDown,
+    /// Any other store error, as the store words it.
+    StoreFailed {
+        reason: String,
+    },
+}
+
+impl From<StoreError> for NotStored {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::ReadOnly(reason) => NotStored::ReadOnly { reason },
+            StoreError::ShuttingDown => NotStored::ShuttingDown,
+            other => NotStored::StoreFailed {
+                reason: other.to_string(),
+            },
         }
     }
 }
+
+impl std::fmt::Display for NotStored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotStored::ReadOnly { reason } => {
+                write!(f, "not accepted: {}", StoreError::ReadOnly(reason.clone()))
+            }
+            NotStored::ShuttingDown => {
+                write!(f, "not accepted: {}", StoreError::ShuttingDown)
+            }
+            NotStored::StoreFailed { reason } => write!(f, "not accepted: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for NotStored {}
 
 /// Wall clock for timestamps, monotonic clock for timers.
 #[derive(Debug, Clone, Copy)]
@@ -161,12 +192,10 @@ impl StoreHandle {
                         IntentOutcome::Accepted(serde_json::to_value(acc).unwrap_or_default())
                     }
                     Ok(Ok(IntentReply::Rejected(why))) => IntentOutcome::Rejected(why),
-                    Ok(Err(err)) => IntentOutcome::Failed(format!("not accepted: {err}")),
-                    Err(_) => {
-                        IntentOutcome::Failed("not accepted: the gateway is shutting down".into())
-                    }
+                    Ok(Err(err)) => IntentOutcome::Failed(err.into()),
+                    Err(_) => IntentOutcome::Failed(NotStored::ShuttingDown),
                 },
-                Err(err) => IntentOutcome::Failed(format!("not accepted: {err}")),
+                Err(err) => IntentOutcome::Failed(err.into()),
             }
         }
     }
