@@ -125,9 +125,10 @@ async fn wait_port(port: u16, child: &mut Child, what: &str, log: &Path) -> anyh
 
 fn spawn(cmd: &mut std::process::Command, log: &Path) -> anyhow::Result<Child> {
     let log_file = std::fs::File::create(log)?;
+    // The gateway logs to stdout, Mosquitto to stderr: both go to the log.
     let child = cmd
         .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
+        .stdout(log_file.try_clone()?)
         .stderr(log_file)
         .spawn()
         .with_context(|| format!("cannot start {cmd:?}"))?;
