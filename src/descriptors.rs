@@ -36,6 +36,56 @@ pub fn soft_limit() -> Option<u64> {
     (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0).then_some(lim.rlim_cur)
 }
 
+/// How many descriptors the calling thread's table holds (listing /proc costs O(open)).
+pub fn open_count() -> Option<u64> {
+    Some(std::fs::read_dir("/proc/thread-self/fd").ok()?.count() as u64)
+}
+
+/// Accepts allowed between two counts at most, however much room there is.
+pub const MAX_UNCOUNTED: u64 = 64;
+
+/// An accept loop's share of the descriptors: it keeps `reserve` free below `limit` for the
+/// rest of the process. Counting the open descriptors lists /proc (O(open)), so counting on
+/// every accept made n connections cost O(n²); instead a count grants a budget of accepts that
+/// fits the free room even if each costs `per_accept` descriptors (capped at
+/// [`MAX_UNCOUNTED`]), and the next count comes when it is spent. Descriptors the rest of the
+/// process opens meanwhile come out of the reserve, which is what it is for.
+#[derive(Debug)]
+pub struct Reserve {
+    limit: u64,
+    reserve: u64,
+    per_accept: u64,
+    budget: u64,
+}
+
+impl Reserve {
+    pub fn new(limit: u64, reserve: u64, per_accept: u64) -> Reserve {
+        Reserve {
+            limit,
+            reserve,
+            per_accept: per_accept.max(1),
+            budget: 0,
+        }
+    }
+
+    /// Whether one more socket may be accepted; `count` gives the open descriptors when a
+    /// count is due (the budget is spent). After a `false` the next call counts again.
+    pub fn admit(&mut self, count: impl FnOnce() -> u64) -> bool {
+        if self.budget == 0 {
+            let free = self
+                .limit
+                .saturating_sub(self.reserve)
+                .saturating_sub(count());
+            self.budget = (free / self.per_accept).min(MAX_UNCOUNTED);
+            if self.budget == 0 {
+                return false;
+            }
+        }
+        self.budget -= 1;
+        true
+    }
+}
+
 /// The descriptors open in the calling thread's table.
 pub fn own_fds() -> Option<Vec<i32>> {
     let dir = std::fs::read_dir("/proc/thread-self/fd").ok()?;
@@ -165,5 +215,44 @@ mod tests {
         assert!(own_fds().unwrap().contains(&accepted.as_raw_fd()));
         let file = std::fs::File::open("/proc/self/stat").unwrap();
         assert_eq!(tcp_socket(file.as_raw_fd()), None);
+    }
+
+    #[test]
+    fn the_reserve_counts_once_per_budget_and_keeps_its_room() {
+        // Plenty of room: 1,000 accepts cost 16 counts, not 1,000.
+        let mut reserve = Reserve::new(1_000_000, 64, 3);
+        let mut counts = 0;
+        let admitted = (0..1000)
+            .filter(|_| {
+                reserve.admit(|| {
+                    counts += 1;
+                    100
+                })
+            })
+            .count();
+        assert_eq!(
+            (admitted, counts),
+            (1000, 1000 / MAX_UNCOUNTED as usize + 1)
+        );
+
+        // Near the limit: 1024 - 64 - 900 = 60 free descriptors are 20 accepts of 3 each,
+        // then a count finds no room (each accept really took 3) and refuses.
+        let mut reserve = Reserve::new(1024, 64, 3);
+        let mut open = 900;
+        let mut counts = 0;
+        let mut admitted = 0;
+        while reserve.admit(|| {
+            counts += 1;
+            open
+        }) {
+            admitted += 1;
+            open += 3;
+        }
+        assert_eq!((admitted, counts, open), (20, 2, 960));
+        assert!(open + 64 <= 1024, "the reserve stays free");
+        // Connections closed: the refusal is not sticky, the next call counts again.
+        open = 500;
+        assert!(reserve.admit(|| open));
+        assert!(open_count().unwrap() >= 3, "stdio at least");
     }
 }

@@ -125,9 +125,10 @@ async fn wait_port(port: u16, child: &mut Child, what: &str, log: &Path) -> anyh
 
 fn spawn(cmd: &mut std::process::Command, log: &Path) -> anyhow::Result<Child> {
     let log_file = std::fs::File::create(log)?;
+    // The gateway logs to stdout, Mosquitto to stderr: both go to the log.
     let child = cmd
         .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
+        .stdout(log_file.try_clone()?)
         .stderr(log_file)
         .spawn()
         .with_context(|| format!("cannot start {cmd:?}"))?;
@@ -449,6 +450,13 @@ async fn run_load(broker: Broker, kind: Load, sizes: Sizes) -> anyhow::Result<Lo
         }
     };
     let got = sub.collect(expected, IDLE).await;
+    if got.distinct < expected && r.gateway_pid.is_some() {
+        // What the gateway said about it (it logs every kind of drop at warn).
+        let log = std::fs::read_to_string(r._tmp.path().join("gateway.log")).unwrap_or_default();
+        for line in log.lines().filter(|l| l.contains("WARN")).take(5) {
+            eprintln!("[bench] {}: gateway log: {line}", broker.name());
+        }
+    }
     let cpu = cpu_seconds(r.broker_pid) - cpu0;
     let peak = read_mem(r.broker_pid)?;
     let gateway_peak_kb = match (r.gateway_pid, broker) {
@@ -1173,6 +1181,16 @@ pub fn latency_table(scale: Scale) {
 }
 
 /// Prints benchmarks 5–7 and 12–14 (`-- broker` runs only these; `-- smoke` runs them small).
+/// Whether row `row` runs: every row unless `BENCH_ROWS` (e.g. `5,14`) names some.
+fn wanted(row: u32) -> bool {
+    match std::env::var("BENCH_ROWS") {
+        Ok(rows) if !rows.trim().is_empty() => rows
+            .split(',')
+            .any(|r| r.trim().parse::<u32>().is_ok_and(|r| r == row)),
+        _ => true,
+    }
+}
+
 pub fn print_all(scale: Scale) {
     let sizes = Sizes::new(scale);
     let reps: usize = std::env::var("BENCH_REPS")
@@ -1207,7 +1225,8 @@ pub fn print_all(scale: Scale) {
     if scale == Scale::Smoke {
         println!("- **smoke sizes**: a few messages per row, one run each; the numbers only show that every row runs");
     }
-    load_table(
+    if wanted(5) {
+        load_table(
         &format!(
             "5. Reply flood: {FLOOD_CLIENTS} clients × {} app commands (QoS 1) → QoS 1 subscriber on `{BASE}/response/#`",
             sizes.flood_per_client
@@ -1216,7 +1235,9 @@ pub fn print_all(scale: Scale) {
         reps,
         sizes,
     );
-    load_table(
+    }
+    if wanted(6) {
+        load_table(
         &format!(
             "6. Fan-in: {FAN_IN_CLIENTS} publishers × {} × {FAN_IN_BYTES} B (QoS 1) → 1 QoS 1 subscriber on `{FAN_IN_TOPIC}`",
             sizes.fan_in_per_client
@@ -1225,7 +1246,9 @@ pub fn print_all(scale: Scale) {
         reps,
         sizes,
     );
-    load_table(
+    }
+    if wanted(12) {
+        load_table(
         &format!(
             "12. Fan-out: 1 publisher × {} × {FAN_IN_BYTES} B (QoS 1) → {FAN_OUT_SUBSCRIBERS} QoS 1 subscribers on `{FAN_OUT_TOPIC}`",
             sizes.fan_out_messages
@@ -1234,7 +1257,9 @@ pub fn print_all(scale: Scale) {
         reps,
         sizes,
     );
-    load_table(
+    }
+    if wanted(13) {
+        load_table(
         &format!(
             "13. Fixed rate: 1 publisher at {RATE} msg/s for {} s × {FAN_IN_BYTES} B (QoS 1) → 1 QoS 1 subscriber (latency = publish → receive)",
             sizes.rate_seconds
@@ -1243,7 +1268,9 @@ pub fn print_all(scale: Scale) {
         reps,
         sizes,
     );
-    load_table(
+    }
+    if wanted(14) {
+        load_table(
         &format!(
             "14. Idle connections: {} raw MQTT CONNECTs (keep-alive {IDLE_KEEP_ALIVE_S} s, 100 at a time), then {} s idle (latency = CONNECT → CONNACK)",
             sizes.idle_connections,
@@ -1253,5 +1280,8 @@ pub fn print_all(scale: Scale) {
         reps,
         sizes,
     );
-    latency_table(scale);
+    }
+    if wanted(7) {
+        latency_table(scale);
+    }
 }

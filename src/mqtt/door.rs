@@ -191,10 +191,11 @@ pub fn spawn(
 
 async fn accept_loop(listener: tokio::net::TcpListener, door: Arc<Door>) {
     let limit = descriptors::soft_limit().unwrap_or(u64::MAX);
+    // An admitted client costs three descriptors (see RESERVE).
+    let mut reserve = descriptors::Reserve::new(limit, RESERVE, 3);
     loop {
         // Meanwhile new clients wait in the kernel's backlog; held ones time out.
-        let open = descriptors::own_fds().map_or(0, |fds| fds.len() as u64);
-        if open + RESERVE >= limit {
+        if !reserve.admit(|| descriptors::open_count().unwrap_or(0)) {
             tokio::time::sleep(RESERVE_RECHECK).await;
             continue;
         }

@@ -44,13 +44,14 @@ pub const INTERNAL_RESERVE: u64 = super::door::RESERVE / 2;
 const RESERVE_RECHECK: Duration = Duration::from_millis(50);
 
 /// Polls `inner` (rumqttd's accept loop) only while the process has `reserve` descriptors free
-/// below its soft limit. Each poll of that loop accepts at most one socket (it sleeps after
-/// each accept), so the reserve is kept within one descriptor per listener.
+/// below its soft limit. On the TLS listener each poll of that loop accepts at most one socket
+/// (it sleeps after each accept), so the reserve is kept within one descriptor; an internal
+/// listener does not pause (`broker::server`): its clients are the ones the door admitted.
 struct Reserved<F> {
     inner: Pin<Box<F>>,
     acks: Arc<AckSweep>,
-    limit: u64,
-    reserve: u64,
+    /// Counts descriptors once per budget, not on every poll (see `descriptors::Reserve`).
+    reserve: descriptors::Reserve,
     pause: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
@@ -65,8 +66,10 @@ impl<F: Future> Future for Reserved<F> {
                 }
                 self.pause = None;
             }
-            let open = descriptors::own_fds().map_or(0, |fds| fds.len() as u64);
-            if open + self.reserve < self.limit {
+            if self
+                .reserve
+                .admit(|| descriptors::open_count().unwrap_or(0))
+            {
                 self.acks.stale.store(true, Ordering::Relaxed);
                 return self.inner.as_mut().poll(cx);
             }
@@ -190,8 +193,11 @@ where
                 let serve = Reserved {
                     inner: Box::pin(server.start(LinkType::Remote)),
                     acks: acks.clone(),
-                    limit: descriptors::soft_limit().unwrap_or(u64::MAX),
-                    reserve: if direct { RESERVE } else { INTERNAL_RESERVE },
+                    reserve: descriptors::Reserve::new(
+                        descriptors::soft_limit().unwrap_or(u64::MAX),
+                        if direct { RESERVE } else { INTERNAL_RESERVE },
+                        1,
+                    ),
                     pause: None,
                 };
                 tokio::pin!(serve);

@@ -401,3 +401,64 @@ async fn mosquitto_acl_example_a_viewer_cannot_command_an_operator_can() {
     wrong.password = Some("not-the-password".into());
     assert_eq!(fails_to_connect(&wrong).await.connections, 0);
 }
+
+/// A command flood through Mosquitto as the plant broker: every command's reply must come back
+/// through the gateway's external link. Mosquitto runs with `max_queued_messages 0` (its
+/// default of 1,000 queued messages per client drops beyond that, by design), so anything
+/// missing is lost on our side. The gateway's reply burst is far larger than rumqttc's request
+/// channel: a full channel used to drop replies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto (CI extra step)"]
+async fn mosquitto_reply_flood_every_command_answered() {
+    use common::load::{self, Clock, Subscriber};
+    use rumqttc::QoS;
+    use std::time::Duration;
+
+    let port = free_port();
+    let text = format!(
+        "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n\
+         max_queued_messages 0\n"
+    );
+    let _broker = Mosquitto::start_in(tempfile::tempdir().unwrap(), port, None, text).await;
+    let mut probe = Probe::connect(port, &[&format!("{B}/bridge/state")]).await;
+    let gw = gateway_external_only(external_plain(port)).await;
+    expect_bridge_state(&mut probe, "online").await;
+    let status = eve_post(&gw.lps, "appinfo", &common::reports::vision_report())
+        .await
+        .status();
+    assert!(status.is_success(), "{status}");
+
+    let clock = Clock::new();
+    let filter = format!("{B}/response/#");
+    let mut replies = Subscriber::connect(port, "replies", &filter, QoS::AtLeastOnce, clock, false)
+        .await
+        .unwrap();
+    let (clients, per_client) = (10, 500);
+    let flood = load::flood(
+        &load::Publishers {
+            port,
+            prefix: "flood".into(),
+            clients,
+            per_client,
+            qos: QoS::AtLeastOnce,
+            clock,
+            patience: Duration::from_secs(300),
+        },
+        |_| format!("{B}/app/vision/set"),
+        load::restart_command,
+    )
+    .await;
+    assert_eq!(
+        flood.acked,
+        clients * per_client,
+        "Mosquitto acknowledged every command"
+    );
+    let got = replies
+        .collect(clients * per_client, Duration::from_secs(20))
+        .await;
+    assert_eq!(
+        got.distinct,
+        clients * per_client,
+        "every command's reply reached the QoS 1 subscriber on {filter} through Mosquitto"
+    );
+}

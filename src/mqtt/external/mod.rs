@@ -6,8 +6,10 @@
 //!   only makes progress while polled): it hands incoming publishes to the forwarder without
 //!   waiting, reconnects with capped exponential backoff (rumqttc has none of its own) and
 //!   logs once per outage;
-//! - the **publisher** task drains the Publisher sink with `try_publish` (a full request channel
-//!   drops the message, counted; retained state is resent on every reconnect anyway) and, after
+//! - the **publisher** task drains the Publisher sink into rumqttc's request channel, waiting
+//!   for room while connected (the sink, `SINK_CAPACITY` messages, is the buffer for a burst:
+//!   dropping at a full request channel lost replies of a command flood; while disconnected a
+//!   message is dropped, counted, and retained state is resent on every reconnect) and, after
 //!   every ConnAck, resubscribes, publishes the retained birth (after the subscriptions, so
 //!   "online" means commands are heard) and republishes the full retained state; on shutdown it publishes the retained offline state and disconnects;
 //! - the **forwarder** task feeds incoming publishes into the shared ingress channel.
@@ -361,7 +363,7 @@ impl Out {
                     }
                 }
                 out = sink.recv(), if sink_open => match out {
-                    Some(out) => self.send(out),
+                    Some(out) => self.send(out, &shutdown).await,
                     None => sink_open = false,
                 },
             }
@@ -396,19 +398,51 @@ impl Out {
         true
     }
 
-    /// One message from the Publisher: sent if there is room, else dropped and counted.
-    fn send(&mut self, out: Outgoing) {
+    /// One message from the Publisher: waits for room in the request channel while connected;
+    /// dropped and counted if the connection is lost meanwhile. On shutdown it gets one try,
+    /// like the rest of the queue in `goodbye`.
+    async fn send(&mut self, out: Outgoing, shutdown: &CancellationToken) {
+        if !self.accepts(&out) {
+            return;
+        }
+        let mut status = self.status.subscribe();
+        let publish = self.client.publish(
+            out.topic.clone(),
+            QoS::AtLeastOnce,
+            out.retain,
+            out.payload.to_vec(),
+        );
+        // `None`: stopping, `Some(None)`: sent, `Some(Some(why))`: dropped.
+        let waited = tokio::select! {
+            sent = publish => Some(sent.err().map(|_| "the client has stopped")),
+            _ = status.wait_for(|s| !s.connected) => Some(Some("connection lost while waiting for room in the request queue")),
+            _ = shutdown.cancelled() => None,
+        };
+        match waited {
+            Some(None) => {}
+            Some(Some(why)) => self.drop_one(&out.topic, why),
+            None => self.send_now(out),
+        }
+    }
+
+    /// Whether `out` goes to the plant broker at all; counts it as dropped if not.
+    fn accepts(&mut self, out: &Outgoing) -> bool {
         // A reply carrying MQTT 5 correlation data is for one client of the embedded broker.
         if out.correlation.is_some() {
-            return;
+            return false;
         }
         if !self.connected() {
             // Retained state is republished in full on reconnect; replies and events of an
             // outage cannot be delivered by a clean session anyway.
             bump(&self.status, |s| &mut s.dropped_outgoing);
-            return;
+            return false;
         }
-        if !self.sendable(&out.topic, out.payload.len()) {
+        self.sendable(&out.topic, out.payload.len())
+    }
+
+    /// [`Out::send`] without waiting: sent if there is room, else dropped and counted.
+    fn send_now(&mut self, out: Outgoing) {
+        if !self.accepts(&out) {
             return;
         }
         if self
@@ -511,7 +545,7 @@ impl Out {
             return;
         }
         while let Ok(out) = sink.try_recv() {
-            self.send(out);
+            self.send_now(out);
         }
         let offline = self.client.try_publish(
             self.state_topic.as_str(),
