@@ -121,7 +121,7 @@ pub fn path_of(var: &str) -> Result<Vec<String>, ConfigError> {
     }
     let closest = all_vars()
         .into_iter()
-        .min_by_key(|(name, _)| distance(name, var));
+        .min_by_key(|(name, _)| strsim::levenshtein(name, var));
     let hint = match closest {
         Some((name, key)) => format!("; did you mean {name} ({key})?"),
         None => String::new(),
@@ -269,22 +269,6 @@ fn insert(table: &mut toml::Table, path: &[String], value: toml::Value) {
         here = inner;
     }
     here.insert(last.clone(), value);
-}
-
-/// Levenshtein distance, for "did you mean".
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]

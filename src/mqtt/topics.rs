@@ -129,7 +129,9 @@ impl Topics {
         if let Some(app) = levels.get(1).filter(|a| !a.is_empty()) {
             candidates.push(format!("app/{app}/set"));
         }
-        candidates.into_iter().min_by_key(|c| edit_distance(rel, c))
+        candidates
+            .into_iter()
+            .min_by_key(|c| strsim::levenshtein(rel, c))
     }
 
     /// `B/response/<same relative topic>`.
@@ -150,25 +152,6 @@ fn is_own_topic(rel: &str) -> bool {
         ),
         _ => false,
     }
-}
-
-/// Levenshtein distance in characters (short topic strings only: callers pass relative topics
-/// of a few levels).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (diagonal + usize::from(ca != *cb))
-                .min(above + 1)
-                .min(row[j] + 1);
-            diagonal = above;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]
