@@ -6,6 +6,14 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_lps-bridge"))
 }
 
+/// Runs `cmd`, checks it exits with `code` (showing its stderr if not), returns its stderr.
+fn exits_with(cmd: &mut Command, code: i32) -> String {
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "{err}");
+    err
+}
+
 fn write(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
@@ -29,18 +37,14 @@ fn shipped_config_is_valid() {
 #[test]
 fn unknown_key_is_rejected_naming_the_key() {
     let (_d, path) = write("[mqtt]\nbase_topic = \"x\"\nbase_topik = \"y\"\n");
-    let out = bin().arg("check-config").arg(&path).output().unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = exits_with(bin().arg("check-config").arg(&path), 64);
     assert!(err.contains("base_topik"), "{err}");
 }
 
 #[test]
 fn bad_address_is_rejected_naming_the_key() {
     let (_d, path) = write("[lps]\nlisten = \"8888\"\n");
-    let out = bin().arg("check-config").arg(&path).output().unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = exits_with(bin().arg("check-config").arg(&path), 64);
     assert!(err.contains("lps.listen") && err.contains("8888"), "{err}");
 }
 
@@ -74,9 +78,8 @@ fn print_config_redacts_the_token_from_file_and_env() {
 #[test]
 fn run_with_a_bad_config_exits_64_before_binding() {
     let (_d, path) = write("[store]\ndir = \"\"\n");
-    let out = bin().args(["run", "--config"]).arg(&path).output().unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("store.dir"));
+    let err = exits_with(bin().args(["run", "--config"]).arg(&path), 64);
+    assert!(err.contains("store.dir"));
 }
 
 #[test]
@@ -109,9 +112,7 @@ fn check_config_prints_the_next_three_firings_and_refuses_bad_schedules() {
         let (_d, path) = write(&format!(
             "[[schedules]]\nname = \"s\"\n{bad}\nprofile = \"night\"\n"
         ));
-        let out = bin().arg("check-config").arg(&path).output().unwrap();
-        assert_eq!(out.status.code(), Some(64));
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = exits_with(bin().arg("check-config").arg(&path), 64);
         assert!(err.contains("schedules") && err.contains(named), "{err}");
     }
 }
@@ -119,24 +120,13 @@ fn check_config_prints_the_next_three_firings_and_refuses_bad_schedules() {
 #[test]
 fn demo_with_a_bad_config_exits_64_like_run() {
     let (_d, path) = write("[lps]\nlisten = \"8888\"\n");
-    let out = bin()
-        .args(["demo", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("lps.listen"));
+    let err = exits_with(bin().args(["demo", "--config"]).arg(&path), 64);
+    assert!(err.contains("lps.listen"));
     // A subsystem's refusal too (`app::prepare`, the same check as `run` and `check-config`).
     let (_d, path) = write(
         "[[rules]]\nname = \"typo\"\ntopic = \"plc/+/fault\"\npayload = \"1\"\naction = { app = \"{1}\", command = \"restrat\" }\n",
     );
-    let out = bin()
-        .args(["demo", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = exits_with(bin().args(["demo", "--config"]).arg(&path), 64);
     assert!(
         err.contains("rule 'typo'") && err.contains("restrat"),
         "{err}"
@@ -231,17 +221,14 @@ fn a_missing_file_exits_66_and_an_invalid_one_64() {
         );
     }
     let (_d, path) = write("[lps]\nlisten = 8888\n");
-    let out = bin().arg("check-config").arg(&path).output().unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("no such file"));
+    let err = exits_with(bin().arg("check-config").arg(&path), 64);
+    assert!(!err.contains("no such file"));
 }
 
 #[test]
 fn a_missing_rule_file_is_reported_resolved_and_relative_to_the_config() {
     let (d, path) = write("rule_files = [\"rules/plant.toml\"]\n");
-    let out = bin().arg("check-config").arg(&path).output().unwrap();
-    assert_eq!(out.status.code(), Some(66));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = exits_with(bin().arg("check-config").arg(&path), 66);
     let resolved = d.path().join("rules/plant.toml");
     assert!(
         err.contains(&resolved.display().to_string())
@@ -286,26 +273,24 @@ fn environment_variables_set_any_key_and_print_config_marks_them() {
     assert!(!text.contains("secret\""), "{text}");
 
     // A misspelt variable is refused naming the closest one; a wrong value naming the key.
-    let out = bin()
-        .arg("check-config")
-        .arg(&path)
-        .env("LPS_BRIDGE_MQTT_LISTN", "127.0.0.1:1999")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = exits_with(
+        bin()
+            .arg("check-config")
+            .arg(&path)
+            .env("LPS_BRIDGE_MQTT_LISTN", "127.0.0.1:1999"),
+        64,
+    );
     assert!(
         err.contains("LPS_BRIDGE_MQTT_LISTN") && err.contains("LPS_BRIDGE_MQTT_LISTEN"),
         "{err}"
     );
-    let out = bin()
-        .args(["run", "--config"])
-        .arg(&path)
-        .env("LPS_BRIDGE_OPERATOR_PROTECT_READS", "maybe")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = exits_with(
+        bin()
+            .args(["run", "--config"])
+            .arg(&path)
+            .env("LPS_BRIDGE_OPERATOR_PROTECT_READS", "maybe"),
+        64,
+    );
     assert!(
         err.contains("operator.protect_reads") && err.contains("'maybe'"),
         "{err}"
