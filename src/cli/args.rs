@@ -59,26 +59,7 @@ pub enum Command {
     },
     /// Simulate an EVE node polling an LPS (for tests and demos).
     #[cfg(feature = "simulator")]
-    SimulateEve {
-        /// Base URL of the LPS, e.g. http://127.0.0.1:8888
-        #[arg(long)]
-        lps: String,
-        /// The node's profile_server_token; answers carrying another token are refused.
-        #[arg(long, default_value = "")]
-        token: String,
-        /// Apps, comma-separated; `name@day+night` gives an app a profile list.
-        #[arg(long, default_value = "vision,logger")]
-        apps: String,
-        /// Run EVE's intervals and delays this many times faster.
-        #[arg(long, default_value_t = 1.0)]
-        speed: f64,
-        /// The controller's global profile.
-        #[arg(long, default_value = "")]
-        global_profile: String,
-        /// The node's UUID (default: the same fixed UUID on every run).
-        #[arg(long)]
-        device_uuid: Option<String>,
-    },
+    SimulateEve(SimArgs),
     /// Print the effective config (secrets redacted; values from the environment marked).
     PrintConfig {
         #[command(flatten)]
@@ -91,6 +72,30 @@ pub enum Command {
     },
     /// Read a password on standard input and print its argon2 hash for `[[mqtt.users]] password_hash`.
     HashPassword,
+}
+
+/// What `simulate-eve` takes.
+#[cfg(feature = "simulator")]
+#[derive(Args)]
+pub struct SimArgs {
+    /// Base URL of the LPS, e.g. http://127.0.0.1:8888
+    #[arg(long)]
+    pub lps: String,
+    /// The node's profile_server_token; answers carrying another token are refused.
+    #[arg(long, default_value = "")]
+    pub token: String,
+    /// Apps, comma-separated; `name@day+night` gives an app a profile list.
+    #[arg(long, default_value = "vision,logger")]
+    pub apps: String,
+    /// Run EVE's intervals and delays this many times faster.
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// The controller's global profile.
+    #[arg(long, default_value = "")]
+    pub global_profile: String,
+    /// The node's UUID (default: the same fixed UUID on every run).
+    #[arg(long)]
+    pub device_uuid: Option<String>,
 }
 
 #[cfg(test)]

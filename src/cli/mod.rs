@@ -21,21 +21,7 @@ pub fn dispatch(command: Command) -> ExitCode {
             speed,
         } => run::demo(&config, data_dir, keep_data, speed),
         #[cfg(feature = "simulator")]
-        Command::SimulateEve {
-            lps,
-            token,
-            apps,
-            speed,
-            global_profile,
-            device_uuid,
-        } => tools::simulate_eve(tools::SimArgs {
-            lps,
-            token,
-            apps,
-            speed,
-            global_profile,
-            device_uuid,
-        }),
+        Command::SimulateEve(args) => tools::simulate_eve(args),
         Command::PrintConfig { config } => tools::print_config(&config),
         Command::CheckConfig { config } => tools::check_config(&config),
         Command::HashPassword => tools::hash_password(),

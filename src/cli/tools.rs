@@ -56,14 +56,7 @@ pub fn hash_password() -> ExitCode {
 }
 
 #[cfg(feature = "simulator")]
-pub struct SimArgs {
-    pub lps: String,
-    pub token: String,
-    pub apps: String,
-    pub speed: f64,
-    pub global_profile: String,
-    pub device_uuid: Option<String>,
-}
+pub use super::args::SimArgs;
 
 #[cfg(feature = "simulator")]
 pub fn simulate_eve(args: SimArgs) -> ExitCode {
