@@ -37,6 +37,13 @@ pub const RESERVE: u64 = 64;
 const RESERVE_RECHECK: Duration = Duration::from_millis(50);
 /// Bytes read from a socket at once.
 const READ_CHUNK: usize = 16 * 1024;
+/// Connections of one door that are on their way to rumqttd (connected, no CONNACK yet). rumqttd
+/// accepts slowly (it pauses after each accept) and its listener's backlog is 128 (std's bind):
+/// past that, the kernel drops the handshake's last ACK, our leg looks connected but waits for
+/// SYN-ACK retransmissions (1 s, 2 s, 4 s, ...) and the client's descriptors linger for seconds
+/// after it left. Clients beyond this many wait here instead, where a client that leaves is
+/// closed at once.
+const HANDSHAKES: usize = 64;
 
 /// Who may connect, and what the door needs to judge it.
 pub struct Policy {
@@ -58,6 +65,7 @@ struct Door {
     internal: SocketAddr,
     policy: Arc<Policy>,
     sockets: Arc<Sockets>,
+    handshakes: tokio::sync::Semaphore,
 }
 
 /// Whether a peer counts as local for the anonymous rule (an IPv4-mapped IPv6 loopback too).
@@ -182,6 +190,7 @@ pub fn spawn(
         internal,
         policy,
         sockets: sockets.clone(),
+        handshakes: tokio::sync::Semaphore::new(HANDSHAKES),
     });
     // Not in the stop stages (src/tasks.rs): the door's connections carry the last replies to
     // subscribers, so like the broker behind them they live until the process ends.
@@ -296,6 +305,10 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, door: Arc<Door>) {
         let _ = client.shutdown().await;
         return;
     }
+    let Some(handshake) = wait_for_handshake(&mut client, &mut buf, &door).await else {
+        tracing::debug!(listener = %door.label, %peer, client_id = %connect.client_id, "MQTT connection closed before it reached the broker");
+        return;
+    };
     let inner = match TcpStream::connect(door.internal).await {
         Ok(inner) => inner,
         Err(e) => {
@@ -313,6 +326,13 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, door: Arc<Door>) {
     let (client_rx, mut client_tx) = client.into_split();
     let (mut inner_rx, mut inner_tx) = inner.into_split();
     let down = async {
+        // The first bytes back are the CONNACK: rumqttd has accepted, the next client may go.
+        let mut first = [0u8; 64];
+        let n = inner_rx.read(&mut first).await.unwrap_or(0);
+        drop(handshake);
+        if n == 0 || client_tx.write_all(&first[..n]).await.is_err() {
+            return;
+        }
         let _ = tokio::io::copy(&mut inner_rx, &mut client_tx).await;
     };
     let up = async {
@@ -328,6 +348,31 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, door: Arc<Door>) {
         _ = &mut down => {}
         // The client closed: the broker closes in turn, after reading all it was sent.
         _ = up => down.await,
+    }
+}
+
+/// Waits for a place among the connections on their way to rumqttd (`HANDSHAKES`), reading
+/// what the client sends meanwhile into `buf` (it goes to the broker after the CONNECT). `None`
+/// when the client closes or errs first, or sends more than a packet's worth while it waits.
+async fn wait_for_handshake<'a>(
+    client: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    door: &'a Door,
+) -> Option<tokio::sync::SemaphorePermit<'a>> {
+    let acquire = door.handshakes.acquire();
+    tokio::pin!(acquire);
+    loop {
+        if buf.len() > door.policy.max_packet.saturating_mul(2) {
+            return acquire.await.ok();
+        }
+        buf.reserve(READ_CHUNK);
+        tokio::select! {
+            permit = &mut acquire => return permit.ok(),
+            read = client.read_buf(buf) => match read {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            },
+        }
     }
 }
 
@@ -535,5 +580,63 @@ mod tests {
         assert_eq!(startup_note(0, false, lo), None);
         assert!(startup_note(0, true, lo).unwrap().contains("anyone"));
         assert_eq!(startup_note(1, false, any), None);
+    }
+
+    /// A raw MQTT 3.1.1 CONNECT with clean session and keep-alive 60 s.
+    fn raw_connect(id: &str) -> Vec<u8> {
+        let mut body = b"\x00\x04MQTT\x04\x02\x00\x3c".to_vec();
+        body.extend((id.len() as u16).to_be_bytes());
+        body.extend(id.as_bytes());
+        let mut packet = vec![0x10, body.len() as u8];
+        packet.extend(body);
+        packet
+    }
+
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        for _ in 0..500 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("gave up waiting for {what}");
+    }
+
+    #[tokio::test]
+    async fn clients_beyond_the_handshake_limit_wait_in_the_door_and_leave_at_once() {
+        // A "broker" that never accepts: its backlog takes the door's legs, nothing answers.
+        let broker = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let sockets = spawn(
+            "test",
+            listener,
+            4,
+            broker.local_addr().unwrap(),
+            Arc::new(policy(&[], true)),
+        )
+        .unwrap();
+        let legs = |s: &Sockets| s.open().values().filter(|(_, i)| i.is_some()).count();
+        let mut clients = Vec::new();
+        for n in 0..HANDSHAKES + 30 {
+            let mut c = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            c.write_all(&raw_connect(&format!("c{n}"))).await.unwrap();
+            clients.push(c);
+        }
+        until("every client in the door", || {
+            sockets.open().len() == HANDSHAKES + 30
+        })
+        .await;
+        // Only HANDSHAKES connections went on to the broker; they wait for its CONNACK.
+        until("the legs to the broker", || legs(&sockets) == HANDSHAKES).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(legs(&sockets), HANDSHAKES);
+        // The waiting clients leave: the door lets go of them without the broker's help.
+        drop(clients.split_off(HANDSHAKES));
+        until("the waiting clients closed", || {
+            sockets.open().len() == HANDSHAKES
+        })
+        .await;
+        drop(broker);
     }
 }
