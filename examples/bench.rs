@@ -5,7 +5,9 @@
 //! cargo build --release && cargo run --release --example bench -- broker   # only 5–7, 12–14
 //! cargo build --release && cargo run --release --example bench -- eve      # only 8–11
 //! cargo build --release && cargo run --release --example bench -- smoke    # every row, few samples, < 2 min (CI)
-//! (`smoke` combines with `broker`, `eve` and `latency`: `-- broker smoke`)
+//! cargo build --release && cargo run --release --example bench -- inproc   # only 1–3 and 1p
+//! cargo build --release && cargo run --release --example bench -- latency  # only 7
+//! (`smoke` combines with `broker`, `eve`, `inproc` and `latency`: `-- broker smoke`)
 //! ```
 //!
 //! Everything runs on 127.0.0.1 and stops by itself (every phase has a time cap). Each latency
@@ -1196,8 +1198,14 @@ fn main() -> anyhow::Result<()> {
     gateway_rt.shutdown_timeout(Duration::from_secs(2));
     let r = results?;
 
-    eprintln!("[bench] 4/4 memory of the release binary");
-    let mem = client_rt.block_on(bench_memory());
+    // `inproc`: rows 1–3 only (the in-process gateway), for iterating on the command path.
+    let inproc = arg("inproc");
+    let mem = if inproc {
+        None
+    } else {
+        eprintln!("[bench] 4/4 memory of the release binary");
+        Some(client_rt.block_on(bench_memory()))
+    };
 
     // ---- Tables
     println!();
@@ -1328,6 +1336,14 @@ fn main() -> anyhow::Result<()> {
          the rest of 1h1 is the broker, the link, ingress and the actor's queue"
     );
 
+    let Some(mem) = mem else {
+        println!();
+        println!(
+            "Total run time: {:.1} s.",
+            run_started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    };
     println!();
     println!("## Memory (release binary, `lps-bridge run --config <tmp toml>`)");
     println!();

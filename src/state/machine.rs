@@ -55,7 +55,7 @@ pub const LAST_SEEN_EVERY_MS: u64 = 30_000;
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct State {
     pub meta: Meta,
-    pub commands: BTreeMap<CommandId, Command>,
+    pub commands: super::commands::Commands,
     /// Ids of the finished commands in `commands`, oldest first (ids grow with time): `prune`
     /// drops from its front instead of scanning the whole log on every apply. Kept by `finish`,
     /// `prune` and `restore_command`, the only places a command becomes or stops being finished.

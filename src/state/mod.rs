@@ -9,6 +9,7 @@
 //! completed lifecycle. Radio, boot order and network are full desired state: `Serve` says
 //! whether EVE gets 204, the state, or an empty state until it reports the override gone.
 
+pub mod commands;
 pub mod effect;
 pub mod input;
 mod intents;
@@ -25,6 +26,7 @@ mod stall;
 #[cfg(test)]
 mod tests;
 
+pub use commands::Commands;
 pub use effect::{Effect, Endpoint, Event, EventName, Key, ReportKind, StateTopic};
 pub use input::{
     Accepted, Announce, AppCommandOut, CommandRef, Input, Intent, IntentReply, Origin, Submission,

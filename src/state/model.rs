@@ -248,9 +248,11 @@ pub struct AppBootReport {
 }
 
 /// The last report of each kind, as EVE sent it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Reports {
-    pub apps: Option<Vec<AppReport>>,
+    /// Shared with the store's snapshots (a report replaces it whole): a snapshot of a gateway
+    /// with thousands of apps does not copy them.
+    pub apps: Option<std::sync::Arc<[AppReport]>>,
     /// LocalDevInfo in canonical JSON.
     pub device: Option<Value>,
     pub device_last_cmd_timestamp: u64,

@@ -158,18 +158,24 @@ impl State {
 
     /// Fills in the UUID of commands accepted by name before EVE's first report.
     fn complete_targets(&mut self, apps: &[AppReport], fx: &mut Fx) {
-        for cmd in self.commands.values_mut() {
-            if !cmd.lifecycle.is_open() {
-                continue;
-            }
-            if let CommandKind::App { app, .. } = &mut cmd.kind {
-                if app.id.is_empty() || app.name.is_empty() {
-                    if let Some(found) = find_report(app, apps) {
-                        app.id = found.id.to_ascii_lowercase();
-                        app.name = found.name.clone();
-                        fx.persist(Key::Command(cmd.id));
-                    }
+        // Found first, changed after: only a command that changes is copied out of the snapshot.
+        let found: Vec<(u64, String, String)> = self
+            .open_app_commands()
+            .filter_map(|cmd| match &cmd.kind {
+                CommandKind::App { app, .. } if app.id.is_empty() || app.name.is_empty() => {
+                    find_report(app, apps)
+                        .map(|r| (cmd.id, r.id.to_ascii_lowercase(), r.name.clone()))
                 }
+                _ => None,
+            })
+            .collect();
+        for (id, app_id, name) in found {
+            if let Some(CommandKind::App { app, .. }) =
+                self.commands.get_mut(&id).map(|c| &mut c.kind)
+            {
+                app.id = app_id;
+                app.name = name;
+                fx.persist(Key::Command(id));
             }
         }
     }
@@ -195,7 +201,7 @@ impl State {
         self.settle_report(&apps, now, fx);
         store(
             &mut self.reports.apps,
-            apps,
+            apps.into(),
             ReportKind::Apps,
             StateTopic::Apps,
             fx,

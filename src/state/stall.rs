@@ -49,7 +49,7 @@ impl State {
                 .reports
                 .apps
                 .iter()
-                .flatten()
+                .flat_map(|apps| apps.iter())
                 .any(|a| a.last_cmd_timestamp != 0)
             || [
                 &desired.radio.outcome,

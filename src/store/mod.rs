@@ -310,12 +310,14 @@ fn start_with(
     }
     // The actor fsyncs on every commit: it gets its own thread so no async worker ever blocks.
     // It ends on `shutdown`; `StoreTask` resolves then (the last step of `app`'s stop order).
+    // Timers only, no I/O driver: the store does no async I/O, and an idle store then parks on
+    // a futex (woken directly) instead of in epoll_wait (woken through an eventfd).
     let (done_tx, done_rx) = oneshot::channel();
     std::thread::Builder::new()
         .name("store".into())
         .spawn(move || {
             match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
+                .enable_time()
                 .build()
             {
                 Ok(rt) => rt.block_on(actor.run(shutdown)),

@@ -1,11 +1,11 @@
 //! How each kind of EVE report is laid out in the store.
 
-use crate::state::{ReportKind, Reports};
+use crate::state::{AppReport, ReportKind, Reports};
 use serde_json::{json, Value};
 
 pub fn save(reports: &Reports, kind: ReportKind) -> Result<Vec<u8>, serde_json::Error> {
     let value = match kind {
-        ReportKind::Apps => serde_json::to_value(&reports.apps)?,
+        ReportKind::Apps => serde_json::to_value(reports.apps.as_deref())?,
         ReportKind::Device => json!({
             "report": reports.device,
             "last_cmd_timestamp": reports.device_last_cmd_timestamp,
@@ -21,7 +21,11 @@ pub fn save(reports: &Reports, kind: ReportKind) -> Result<Vec<u8>, serde_json::
 pub fn restore(reports: &mut Reports, kind: ReportKind, bytes: &[u8]) -> Result<(), String> {
     let e = |e: serde_json::Error| e.to_string();
     match kind {
-        ReportKind::Apps => reports.apps = serde_json::from_slice(bytes).map_err(e)?,
+        ReportKind::Apps => {
+            reports.apps = serde_json::from_slice::<Option<Vec<AppReport>>>(bytes)
+                .map_err(e)?
+                .map(Into::into)
+        }
         ReportKind::Device => {
             let v: Value = serde_json::from_slice(bytes).map_err(e)?;
             reports.device = Some(v["report"].clone()).filter(|r| !r.is_null());

@@ -60,7 +60,7 @@ async fn duplicate_and_empty_app_ids_keep_one_entry_and_one_topic_per_app() {
         .await;
     assert_eq!(vision["state"], "RUNNING", "the first entry of an id wins");
     let state = gw.running().store.snapshot();
-    assert_eq!(state.reports.apps.as_ref().map(Vec::len), Some(2));
+    assert_eq!(state.reports.apps.as_deref().map(<[_]>::len), Some(2));
 
     // A command by name resolves to the one app, not "ambiguous".
     let reply = probe
