@@ -40,9 +40,19 @@ pub struct Outlet {
     waiting: Arc<AtomicUsize>,
     status: watch::Receiver<ExternalStatus>,
     client: AsyncClient,
+    /// Messages waiting in our queue for the plant broker (set by the publisher task).
+    backlog: Arc<AtomicUsize>,
 }
 
-pub fn channel(status: Arc<watch::Sender<ExternalStatus>>, client: AsyncClient) -> (Inlet, Outlet) {
+/// Outgoing messages waiting beyond which acks (and so new commands) are held back: each command
+/// makes about four messages for the plant broker, and the queue drops what finds it full.
+const BACKLOG_LIMIT: usize = crate::mqtt::SINK_CAPACITY / 4;
+
+pub fn channel(
+    status: Arc<watch::Sender<ExternalStatus>>,
+    client: AsyncClient,
+    backlog: Arc<AtomicUsize>,
+) -> (Inlet, Outlet) {
     let (tx, rx) = mpsc::unbounded_channel();
     let waiting = Arc::new(AtomicUsize::new(0));
     let outlet = Outlet {
@@ -50,6 +60,7 @@ pub fn channel(status: Arc<watch::Sender<ExternalStatus>>, client: AsyncClient) 
         waiting: waiting.clone(),
         status: status.subscribe(),
         client,
+        backlog,
     };
     (
         Inlet {
@@ -111,6 +122,12 @@ impl Outlet {
             let current = |s: &ExternalStatus| s.connected && s.connections == connection;
             if !current(&self.status.borrow()) {
                 continue;
+            }
+            // Pace intake on the way out: while replies pile up, the broker keeps the commands.
+            while self.backlog.load(Ordering::Relaxed) > BACKLOG_LIMIT
+                && current(&self.status.borrow())
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
             }
             // The ack waits its turn in rumqttc's request channel behind our publishes; give up
             // when the connection it belongs to goes.

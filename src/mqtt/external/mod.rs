@@ -120,7 +120,8 @@ pub fn spawn(
     let (status_tx, status_rx) = watch::channel(ExternalStatus::default());
     let status_tx = Arc::new(status_tx);
     let session = Arc::new(Notify::new());
-    let (inlet, outlet) = forward::channel(status_tx.clone(), client.clone());
+    let backlog = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (inlet, outlet) = forward::channel(status_tx.clone(), client.clone(), backlog.clone());
 
     let link = Link {
         url: url.to_string(),
@@ -138,6 +139,7 @@ pub fn spawn(
         publisher: publisher.clone(),
         max_packet: cfg.max_packet_bytes,
         warned_drop: false,
+        backlog,
     };
     let sink = publisher.add_sink();
     tracing::info!(url = %url, client_id = %cfg.client_id, "connecting to the plant MQTT broker");
@@ -308,6 +310,8 @@ struct Out {
     publisher: Publisher,
     max_packet: usize,
     warned_drop: bool,
+    /// `sink.len()` for the forwarder's pacing.
+    backlog: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// What a request attempt came to.
@@ -338,7 +342,10 @@ impl Out {
                     }
                 }
                 out = sink.recv(), if sink_open => match out {
-                    Some(out) => self.send(out, &shutdown).await,
+                    Some(out) => {
+                        self.backlog.store(sink.len(), std::sync::atomic::Ordering::Relaxed);
+                        self.send(out, &shutdown).await
+                    }
                     None => sink_open = false,
                 },
             }
