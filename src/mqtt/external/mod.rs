@@ -3,8 +3,8 @@
 //!
 //! Three tasks:
 //! - the **event loop** task owns rumqttc's `EventLoop` and does nothing but poll it (rumqttc
-//!   only makes progress while polled): it hands incoming publishes to the forwarder without
-//!   waiting, reconnects with capped exponential backoff (rumqttc has none of its own) and
+//!   only makes progress while polled, and a cancelled `poll` can lose a packet it was
+//!   writing): it hands incoming publishes to the forwarder without waiting, reconnects with capped exponential backoff (rumqttc has none of its own) and
 //!   logs once per outage;
 //! - the **publisher** task drains the Publisher sink into rumqttc's request channel, waiting
 //!   for room while connected (the sink, `SINK_CAPACITY` messages, is the buffer for a burst:
@@ -12,12 +12,15 @@
 //!   message is dropped, counted, and retained state is resent on every reconnect) and, after
 //!   every ConnAck, resubscribes, publishes the retained birth (after the subscriptions, so
 //!   "online" means commands are heard) and republishes the full retained state; on shutdown it publishes the retained offline state and disconnects;
-//! - the **forwarder** task feeds incoming publishes into the shared ingress channel.
+//! - the **forwarder** task feeds incoming publishes into the shared ingress channel and only
+//!   then acknowledges them (manual acks, see [`forward`]): the broker holds back what we have
+//!   not taken yet instead of us dropping it.
 //!
 //! The Last Will is `B/bridge/state` = `{"state":"offline"}`, retained, QoS 1. A broker that is
 //! down at start-up or goes away later never blocks or fails the gateway.
 
 mod backoff;
+mod forward;
 mod options;
 
 pub use options::{mqtt_options, parse_url, BrokerUrl};
@@ -35,8 +38,6 @@ use tokio_util::sync::CancellationToken;
 
 /// Requests rumqttc buffers between our tasks and its event loop.
 const REQUEST_CAPACITY: usize = 1024;
-/// Incoming publishes waiting for the ingress channel.
-const FORWARD_CAPACITY: usize = 4096;
 /// How long the goodbye (offline state, DISCONNECT) may take after shutdown.
 const GOODBYE_GRACE: Duration = Duration::from_secs(2);
 /// A retained republish waits this long for room in a full request channel before dropping.
@@ -62,7 +63,8 @@ pub struct ExternalStatus {
     pub failures: u64,
     /// Messages not sent to the plant broker: disconnected, request channel full, or too large.
     pub dropped_outgoing: u64,
-    /// Publishes from the plant broker dropped because ingress was too far behind.
+    /// QoS 0 publishes from the plant broker dropped because ingress was too far behind (QoS 1
+    /// ones are never dropped: they are acknowledged once ingress has them).
     pub dropped_incoming: u64,
 }
 
@@ -118,13 +120,14 @@ pub fn spawn(
     let (status_tx, status_rx) = watch::channel(ExternalStatus::default());
     let status_tx = Arc::new(status_tx);
     let session = Arc::new(Notify::new());
-    let (forward_tx, forward_rx) = mpsc::channel(FORWARD_CAPACITY);
+    let backlog = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (inlet, outlet) = forward::channel(status_tx.clone(), client.clone(), backlog.clone());
 
     let link = Link {
         url: url.to_string(),
         status: status_tx.clone(),
         session: session.clone(),
-        forward: forward_tx,
+        forward: inlet,
         backoff: Backoff::new(backoff::FIRST, cfg.backoff_max),
         shutdown: shutdown.clone(),
     };
@@ -136,6 +139,7 @@ pub fn spawn(
         publisher: publisher.clone(),
         max_packet: cfg.max_packet_bytes,
         warned_drop: false,
+        backlog,
     };
     let sink = publisher.add_sink();
     tracing::info!(url = %url, client_id = %cfg.client_id, "connecting to the plant MQTT broker");
@@ -144,7 +148,7 @@ pub fn spawn(
     let tasks = vec![
         tokio::spawn(link.run(eventloop)),
         tokio::spawn(out.run(sink, session, shutdown.clone())),
-        tokio::spawn(forward(forward_rx, incoming)),
+        tokio::spawn(outlet.run(incoming)),
     ];
     Ok(ExternalHandle {
         status: status_rx,
@@ -158,7 +162,7 @@ struct Link {
     url: String,
     status: Arc<watch::Sender<ExternalStatus>>,
     session: Arc<Notify>,
-    forward: mpsc::Sender<Incoming>,
+    forward: forward::Inlet,
     backoff: Backoff,
     shutdown: CancellationToken,
 }
@@ -223,25 +227,7 @@ impl Link {
                     ever_connected = true;
                     self.session.notify_one();
                 }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let msg = Incoming {
-                        topic: p.topic,
-                        payload: p.payload,
-                        retain: p.retain,
-                        response_topic: None,
-                        correlation: None,
-                    };
-                    if let Err(err) = self.forward.try_send(msg) {
-                        let dropped = bump(&self.status, |s| &mut s.dropped_incoming);
-                        if dropped.is_power_of_two() {
-                            tracing::warn!(
-                                topic = %err.into_inner().topic,
-                                dropped,
-                                "command ingress is too far behind: dropped a publish from the plant broker"
-                            );
-                        }
-                    }
-                }
+                Ok(Event::Incoming(Packet::Publish(p))) => self.forward.receive(p),
                 Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => {
                     if self.shutdown.is_cancelled() {
                         break;
@@ -315,15 +301,6 @@ fn bump(
     now
 }
 
-/// Forwards publishes from the plant broker into the shared ingress channel.
-async fn forward(mut from: mpsc::Receiver<Incoming>, to: mpsc::Sender<Incoming>) {
-    while let Some(msg) = from.recv().await {
-        if to.send(msg).await.is_err() {
-            break;
-        }
-    }
-}
-
 /// The publishing side.
 struct Out {
     client: AsyncClient,
@@ -333,6 +310,8 @@ struct Out {
     publisher: Publisher,
     max_packet: usize,
     warned_drop: bool,
+    /// `sink.len()` for the forwarder's pacing.
+    backlog: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// What a request attempt came to.
@@ -363,7 +342,10 @@ impl Out {
                     }
                 }
                 out = sink.recv(), if sink_open => match out {
-                    Some(out) => self.send(out, &shutdown).await,
+                    Some(out) => {
+                        self.backlog.store(sink.len(), std::sync::atomic::Ordering::Relaxed);
+                        self.send(out, &shutdown).await
+                    }
                     None => sink_open = false,
                 },
             }

@@ -310,6 +310,8 @@ pub fn mqtt_options(
         .set_max_packet_size(cfg.max_packet_bytes, cfg.max_packet_bytes)
         // We resubscribe and republish everything after each ConnAck.
         .set_clean_session(true)
+        // A command is acknowledged once ingress has it, not when read (`forward`).
+        .set_manual_acks(true)
         .set_last_will(LastWill::new(will_topic, OFFLINE, QoS::AtLeastOnce, true));
     if let Some(user) = &cfg.username {
         options.set_credentials(user.clone(), cfg.password.clone().unwrap_or_default());
