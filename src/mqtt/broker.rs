@@ -113,9 +113,11 @@ fn server(
         });
     }
     // rumqttd sleeps this long after every accept (tokio rounds 1 ms up to ~2 ms), which caps a
-    // listener near 500 accepts/s. Without the pause (tried behind the door), descriptors of
-    // closed clients lingered: 27 → 126 after the reliability suite's connect-and-drop churn.
-    let next_connection_delay_ms = 1;
+    // listener near 500 accepts/s. The internal listeners behind the door go without it: the
+    // door sends at most door::HANDSHAKES connections at a time, well inside the listener's
+    // backlog (a full backlog is what made descriptors linger when this was first tried). The
+    // TLS listener takes clients directly, so it keeps the pause.
+    let next_connection_delay_ms = if tls.is_some() { 1 } else { 0 };
     ServerSettings {
         name: name.into(),
         listen,
