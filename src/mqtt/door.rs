@@ -39,7 +39,7 @@ const RESERVE_RECHECK: Duration = Duration::from_millis(50);
 /// an idle one waits for readiness with none (1,000 idle clients held 24 MiB of buffers before).
 const READ_CHUNK: usize = 16 * 1024;
 /// Connections of one door that are on their way to rumqttd (connected, no CONNACK yet). rumqttd
-/// accepts slowly (it pauses after each accept) and its listener's backlog is 128 (std's bind):
+/// accepts one at a time (registering each with its router) and its listener's backlog is 128:
 /// past that, the kernel drops the handshake's last ACK, our leg looks connected but waits for
 /// SYN-ACK retransmissions (1 s, 2 s, 4 s, ...) and the client's descriptors linger for seconds
 /// after it left. Clients beyond this many wait here instead, where a client that leaves is
