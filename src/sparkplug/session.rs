@@ -289,13 +289,25 @@ async fn session(
     };
     let (client, mut eventloop) = AsyncClient::new(opts, 1024);
     // The event loop runs on its own, so publishing never waits on this task's own polling.
+    // It never waits on this task either: while a burst (thousands of DBIRTHs) fills rumqttc's
+    // request channel, this task is not reading events, and a bounded channel here stalled the
+    // poller, so the requests never drained. Only the events the session acts on are passed;
+    // they are few (acks, the broker's publishes), not one per message we send.
     // Aborted when the session ends.
-    let (events_tx, mut events) = mpsc::channel(256);
+    let (events_tx, mut events) = mpsc::unbounded_channel();
     let poller = tasks.output.spawn(async move {
         loop {
             let event = eventloop.poll().await;
             let failed = event.is_err();
-            if events_tx.send(event).await.is_err() || failed {
+            let wanted = match &event {
+                Ok(Event::Incoming(p)) => matches!(
+                    p,
+                    Packet::ConnAck(_) | Packet::SubAck(_) | Packet::Publish(_)
+                ),
+                Ok(Event::Outgoing(o)) => matches!(o, rumqttc::Outgoing::Disconnect),
+                Err(_) => true,
+            };
+            if (wanted && events_tx.send(event).is_err()) || failed {
                 break;
             }
         }

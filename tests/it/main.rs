@@ -39,6 +39,7 @@ mod schedules;
 mod shutdown;
 mod signal_stream;
 mod sparkplug;
+mod sparkplug_burst;
 mod stalled;
 mod state_guard;
 mod store_faults;

@@ -135,6 +135,21 @@ impl Probe {
         }
     }
 
+    /// Receives until `done` holds for everything seen so far (or panics after `patience()`).
+    pub async fn until_seen(&mut self, what: &str, done: impl Fn(&[Msg]) -> bool) {
+        let deadline = tokio::time::Instant::now() + super::patience();
+        while !done(&self.seen) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.rx.recv()).await {
+                Ok(Some(m)) => self.seen.push(m),
+                _ => panic!(
+                    "timed out waiting for {what} ({} messages seen)",
+                    self.seen.len()
+                ),
+            }
+        }
+    }
+
     /// Publishes a command and returns its reply.
     pub async fn command(&mut self, base: &str, relative: &str, payload: &str) -> Value {
         let reply_topic = format!("{base}/response/{relative}");
