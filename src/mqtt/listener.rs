@@ -44,8 +44,10 @@ pub const INTERNAL_RESERVE: u64 = super::door::RESERVE / 2;
 const RESERVE_RECHECK: Duration = Duration::from_millis(50);
 
 /// Polls `inner` (rumqttd's accept loop) only while the process has `reserve` descriptors free
-/// below its soft limit. Each poll of that loop accepts at most one socket (it sleeps after each
-/// accept, `broker::server`), so the reserve is kept within one descriptor per listener.
+/// below its soft limit. On the TLS listener each poll of that loop accepts at most one socket
+/// (it pauses after each accept, `broker::server`), so the reserve is kept within one descriptor.
+/// The internal listeners have no pause; there a poll accepts at most the door's
+/// `HANDSHAKES` connections, whose descriptors the door's own reserve has already counted.
 struct Reserved<F> {
     inner: Pin<Box<F>>,
     acks: Arc<AckSweep>,

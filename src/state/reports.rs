@@ -4,8 +4,8 @@ use super::effect::{EventName, Key, ReportKind, StateTopic};
 use super::input::{AppCommandOut, Input, Origin};
 use super::machine::{Fx, State};
 use super::model::{
-    AppBootReport, AppReport, BootChoice, BootEntry, CommandKind, DeviceAction, Lifecycle,
-    NetworkPort, Now, Outcome, Serve,
+    AppBootReport, AppReport, BootChoice, BootEntry, CommandId, CommandKind, DeviceAction,
+    Lifecycle, NetworkPort, Now, Outcome, Serve,
 };
 use super::poll;
 use super::resolve::find_report;
@@ -159,7 +159,7 @@ impl State {
     /// Fills in the UUID of commands accepted by name before EVE's first report.
     fn complete_targets(&mut self, apps: &[AppReport], fx: &mut Fx) {
         // Found first, changed after: only a command that changes is copied out of the snapshot.
-        let found: Vec<(u64, String, String)> = self
+        let found: Vec<(CommandId, String, String)> = self
             .open_app_commands()
             .filter_map(|cmd| match &cmd.kind {
                 CommandKind::App { app, .. } if app.id.is_empty() || app.name.is_empty() => {

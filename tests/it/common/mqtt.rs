@@ -108,13 +108,20 @@ impl Probe {
         if let Some(m) = self.seen.iter().find(|m| m.topic == topic && pred(m)) {
             return m.clone();
         }
+        self.receive_until(topic, |m| m.topic == topic && pred(m))
+            .await
+    }
+
+    /// Receives until `done` holds for a new message (each is kept in `seen`) and returns that
+    /// one; panics after `patience()` with the last ones seen.
+    pub async fn receive_until(&mut self, what: &str, mut done: impl FnMut(&Msg) -> bool) -> Msg {
         let deadline = tokio::time::Instant::now() + super::patience();
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match tokio::time::timeout(left, self.rx.recv()).await {
                 Ok(Some(m)) => {
                     self.seen.push(m.clone());
-                    if m.topic == topic && pred(&m) {
+                    if done(&m) {
                         return m;
                     }
                 }
@@ -127,25 +134,10 @@ impl Probe {
                         .map(|m| format!("{} {}", m.topic, String::from_utf8_lossy(&m.payload)))
                         .collect();
                     panic!(
-                        "timed out waiting on {topic}; last seen:\n{}",
+                        "timed out waiting on {what}; last seen:\n{}",
                         topics.join("\n")
                     );
                 }
-            }
-        }
-    }
-
-    /// Receives until `done` holds for everything seen so far (or panics after `patience()`).
-    pub async fn until_seen(&mut self, what: &str, done: impl Fn(&[Msg]) -> bool) {
-        let deadline = tokio::time::Instant::now() + super::patience();
-        while !done(&self.seen) {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match tokio::time::timeout(left, self.rx.recv()).await {
-                Ok(Some(m)) => self.seen.push(m),
-                _ => panic!(
-                    "timed out waiting for {what} ({} messages seen)",
-                    self.seen.len()
-                ),
             }
         }
     }
